@@ -1,0 +1,45 @@
+"""eks_async: a typed asyncio client for the Amazon EKS API.
+
+The public names are listed below; everything in a ``_module`` is private. The data classes
+and enums of the API (one per shape of EKS's model) and one exception class per error shape
+are re-exported from the generated modules, whose ``__all__`` lists them by name.
+"""
+
+from ._client import EKSClient
+from ._credentials import Credentials, CredentialsProvider
+from ._exceptions import (
+    ConfigurationError,
+    CredentialsError,
+    EKSAsyncError,
+    EndpointResolutionError,
+    ParamValidationError,
+    ResponseParseError,
+    ServiceError,
+    TimeoutError_,
+    TransportError,
+)
+from ._generated import errors as _errors
+from ._generated import models as _models
+from ._generated.errors import *  # noqa: F403
+from ._generated.models import *  # noqa: F403
+from ._response import ResponseMetadata
+from ._version import __version__
+
+__all__ = [
+    "ConfigurationError",
+    "Credentials",
+    "CredentialsError",
+    "CredentialsProvider",
+    "EKSAsyncError",
+    "EKSClient",
+    "EndpointResolutionError",
+    "ParamValidationError",
+    "ResponseMetadata",
+    "ResponseParseError",
+    "ServiceError",
+    "TimeoutError_",
+    "TransportError",
+    "__version__",
+    *_models.__all__,
+    *_errors.__all__,
+]

@@ -1,0 +1,352 @@
+"""rest-json requests from typed values: URI labels, query string and JSON body.
+
+Each operation is compiled once, on first use, into a plan (its members, where each goes and
+the function that turns the Python value into wire form). A call then walks the plan: no
+reflection over the model per call. Values are checked while they are converted, so a bad
+parameter raises ``ParamValidationError`` before anything is sent.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+from urllib.parse import quote
+
+from ._exceptions import ParamValidationError
+from ._generated import models
+from ._generated.shapes import SHAPES
+from ._operation import OperationSpec
+
+_SAFE: Final = "-._~"
+_DOT_SEGMENTS: Final = frozenset({".", ".."})
+_LABEL = re.compile(r"\{([^}+]+)(\+?)\}")
+
+ToWire = Callable[[Any, str], Any]
+
+
+class _Invalid(Exception):
+    """A value is wrong at ``path``; turned into ParamValidationError with the operation."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+# --- value converters, one per shape, built once ----------------------------------------
+
+_CONVERTERS: dict[str, ToWire | None] = {}
+
+
+def converter(shape_name: str) -> ToWire | None:
+    """The function that checks a value of ``shape_name`` and returns its JSON form.
+
+    ``None`` means the value is checked only by type and sent as it is (strings without a
+    length limit are the common case, handled inline by the callers for speed).
+    """
+    try:
+        return _CONVERTERS[shape_name]
+    except KeyError:
+        pass
+    _CONVERTERS[shape_name] = _build(shape_name)
+    return _CONVERTERS[shape_name]
+
+
+def _build(shape_name: str) -> ToWire | None:
+    shape = SHAPES[shape_name]
+    kind = shape[0]
+    if kind == "string":
+        return _string(shape[1])
+    if kind == "integer":
+        return _integer(shape[1])
+    if kind == "boolean":
+        return _boolean
+    if kind == "timestamp":
+        return _timestamp
+    if kind == "list":
+        return _list(shape[1], shape[2])
+    if kind == "map":
+        return _map(shape[1], shape[2], shape[3])
+    if kind == "structure":
+        return _structure(shape_name)
+    raise AssertionError(f"unknown shape kind {kind}")  # pragma: no cover
+
+
+def _string(minimum: int | None) -> ToWire:
+    def convert(value: Any, path: str) -> Any:
+        if not isinstance(value, str):
+            raise _Invalid(path, f"expected a str, got {_type_name(value)}")
+        if minimum is not None and len(value) < minimum:
+            raise _Invalid(path, f"length {len(value)} is below the minimum of {minimum}")
+        return value
+
+    return convert
+
+
+def _integer(minimum: int | None) -> ToWire:
+    def convert(value: Any, path: str) -> Any:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _Invalid(path, f"expected an int, got {_type_name(value)}")
+        if minimum is not None and value < minimum:
+            raise _Invalid(path, f"{value} is below the minimum of {minimum}")
+        return value
+
+    return convert
+
+
+def _boolean(value: Any, path: str) -> Any:
+    if not isinstance(value, bool):
+        raise _Invalid(path, f"expected a bool, got {_type_name(value)}")
+    return value
+
+
+def _timestamp(value: Any, path: str) -> Any:
+    if not isinstance(value, datetime.datetime):
+        raise _Invalid(path, f"expected a datetime, got {_type_name(value)}")
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.UTC)
+    seconds = calendar.timegm(value.timetuple())
+    if value.microsecond:
+        return round(seconds + value.microsecond / 1_000_000, 3)
+    return seconds
+
+
+def _list(member: str, minimum: int | None) -> ToWire:
+    def convert(value: Any, path: str) -> Any:
+        if not isinstance(value, list | tuple):
+            raise _Invalid(path, f"expected a list, got {_type_name(value)}")
+        if minimum is not None and len(value) < minimum:
+            raise _Invalid(path, f"{len(value)} items is below the minimum of {minimum}")
+        inner = converter(member)
+        if inner is None:  # pragma: no cover - every shape has a converter
+            return list(value)
+        return [inner(item, f"{path}[{i}]") for i, item in enumerate(value)]
+
+    return convert
+
+
+def _map(key: str, value_shape: str, minimum: int | None) -> ToWire:
+    def convert(value: Any, path: str) -> Any:
+        if not isinstance(value, Mapping):
+            raise _Invalid(path, f"expected a mapping, got {_type_name(value)}")
+        if minimum is not None and len(value) < minimum:
+            raise _Invalid(path, f"{len(value)} entries is below the minimum of {minimum}")
+        check_key = converter(key)
+        inner = converter(value_shape)
+        out = {}
+        for k, v in value.items():
+            where = f"{path}[{k!r}]"
+            if check_key is not None:
+                check_key(k, where)
+            out[k] = inner(v, where) if inner is not None else v
+        return out
+
+    return convert
+
+
+def _structure(shape_name: str) -> ToWire:
+    _, cls_name, members = SHAPES[shape_name]
+    cls = getattr(models, cls_name)
+    # (python name, wire name, converter, required)
+    plan: list[tuple[str, str, ToWire | None, bool]] = []
+
+    def convert(value: Any, path: str) -> Any:
+        if not isinstance(value, cls):
+            raise _Invalid(path, f"expected {cls_name}, got {_type_name(value)}")
+        if not plan:
+            plan.extend((m[0], m[2], converter(m[3]), m[5]) for m in members)
+        out: dict[str, Any] = {}
+        for py, wire, conv, required in plan:
+            item = getattr(value, py)
+            if item is None:
+                if required:
+                    raise _Invalid(f"{path}.{py}", "is required")
+                continue
+            out[wire] = conv(item, f"{path}.{py}") if conv is not None else item
+        return out
+
+    return convert
+
+
+# --- operations ---------------------------------------------------------------------------
+
+
+class RequestPlan:
+    """How one operation's values become method, path, query and body."""
+
+    __slots__ = ("body_members", "empty_body", "method", "name", "path_parts", "query_members")
+
+    def __init__(self, op: OperationSpec[Any]) -> None:
+        _, _, members = SHAPES[op.input_shape]
+        self.name = op.name
+        self.method = op.method
+        index_by_wire = {m[2]: i for i, m in enumerate(members) if m[4] == "uri"}
+        # The path as pieces: (literal text, -1, ...) or ("", member index, greedy, name).
+        parts: list[tuple[str, int, bool, str]] = []
+        pos = 0
+        for match in _LABEL.finditer(op.uri):
+            if match.start() > pos:
+                parts.append((op.uri[pos : match.start()], -1, False, ""))
+            i = index_by_wire[match.group(1)]
+            parts.append(("", i, bool(match.group(2)), members[i][0]))
+            pos = match.end()
+        if pos < len(op.uri):
+            parts.append((op.uri[pos:], -1, False, ""))
+        self.path_parts = tuple(parts)
+        # (index, python name, wire name, converter, required, idempotency token)
+        self.query_members = tuple(
+            (i, m[0], m[2], converter(m[3]), m[5], m[6], SHAPES[m[3]][0])
+            for i, m in enumerate(members)
+            if m[4] == "querystring"
+        )
+        self.body_members = tuple(
+            (i, m[0], m[2], converter(m[3]), m[5], m[6])
+            for i, m in enumerate(members)
+            if m[4] is None
+        )
+        for i, m in enumerate(members):
+            if m[4] not in (None, "uri", "querystring"):  # pragma: no cover - not in EKS
+                raise AssertionError(f"{op.name}: unsupported location {m[4]} ({i})")
+        self.empty_body = b"{}" if self.body_members else b""
+
+    def serialize(self, values: tuple[Any, ...]) -> tuple[str, bytes]:
+        """``(path with query, body)`` for these values, checked; raises ``_Invalid``."""
+        path: list[str] = []
+        for literal, i, greedy, py in self.path_parts:
+            if i < 0:
+                path.append(literal)
+                continue
+            value = values[i]
+            if value is None:
+                raise _Invalid(py, "is required")
+            if not isinstance(value, str):
+                raise _Invalid(py, f"expected a str, got {_type_name(value)}")
+            if not value or value in _DOT_SEGMENTS:
+                # "", "." and ".." would address another resource once the path is normalized.
+                raise _Invalid(py, f"{value!r} cannot be a path segment of the URL")
+            path.append(quote(value, safe="/~" if greedy else _SAFE))
+        url = "".join(path)
+        if self.query_members:
+            pairs: list[str] = []
+            given = False  # botocore writes "?" once any query member is given, even []
+            for i, py, wire, conv, required, token, kind in self.query_members:
+                value = values[i]
+                if value is None and token:
+                    value = str(uuid.uuid4())
+                if value is None:
+                    if required:
+                        raise _Invalid(py, "is required")
+                    continue
+                given = True
+                if conv is not None:
+                    value = conv(value, py)
+                key = quote(wire, safe=_SAFE)
+                if kind == "list":
+                    pairs.extend(f"{key}={quote(str(v), safe=_SAFE)}" for v in value)
+                elif kind == "boolean":
+                    pairs.append(f"{key}={'true' if value else 'false'}")
+                else:
+                    pairs.append(f"{key}={quote(str(value), safe=_SAFE)}")
+            if given:
+                url = f"{url}?{'&'.join(pairs)}"
+        if not self.body_members:
+            return url, b""
+        body: dict[str, Any] = {}
+        for i, py, wire, conv, required, token in self.body_members:
+            value = values[i]
+            if value is None:
+                if token:
+                    value = str(uuid.uuid4())
+                elif required:
+                    raise _Invalid(py, "is required")
+                else:
+                    continue
+            body[wire] = conv(value, py) if conv is not None else value
+        if not body:
+            return url, self.empty_body
+        return url, json.dumps(body).encode()
+
+
+_PLANS: dict[str, RequestPlan] = {}
+
+
+def plan_for(op: OperationSpec[Any]) -> RequestPlan:
+    try:
+        return _PLANS[op.name]
+    except KeyError:
+        plan = _PLANS[op.name] = RequestPlan(op)
+        return plan
+
+
+def serialize(op: OperationSpec[Any], values: tuple[Any, ...]) -> tuple[str, bytes]:
+    """``(path?query, body)`` for a typed call; bad values raise ParamValidationError."""
+    try:
+        return plan_for(op).serialize(values)
+    except _Invalid as exc:
+        raise ParamValidationError(op.name, exc.path, exc.problem) from None
+
+
+# --- boto3-style parameters ---------------------------------------------------------------
+
+
+def _from_params(shape_name: str, value: Any, path: str) -> Any:
+    """Check a boto3-style value (model member names, dicts for structures) and type it."""
+    shape = SHAPES[shape_name]
+    kind = shape[0]
+    if kind == "structure":
+        _, cls_name, members = shape
+        if not isinstance(value, Mapping):
+            raise _Invalid(path, f"expected a dict, got {_type_name(value)}")
+        by_name = {m[1]: m for m in members}
+        kwargs: dict[str, Any] = {}
+        for key, item in value.items():
+            member = by_name.get(key)
+            where = f"{path}.{key}" if path else str(key)
+            if member is None:
+                known = ", ".join(sorted(by_name))
+                raise _Invalid(where, f"unknown parameter; known: {known}")
+            if item is not None:
+                kwargs[member[0]] = _from_params(member[3], item, where)
+        for m in members:
+            if m[5] and m[0] not in kwargs and not m[6]:
+                raise _Invalid(f"{path}.{m[1]}" if path else m[1], "is required")
+        cls = getattr(models, cls_name)
+        for m in members:  # optional members default to None; required ones must be passed
+            if m[5] and m[0] not in kwargs:
+                kwargs[m[0]] = None
+        return cls(**kwargs)
+    if kind == "list":
+        if not isinstance(value, list | tuple):
+            raise _Invalid(path, f"expected a list, got {_type_name(value)}")
+        return [_from_params(shape[1], v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if kind == "map":
+        if not isinstance(value, Mapping):
+            raise _Invalid(path, f"expected a dict, got {_type_name(value)}")
+        return {
+            _from_params(shape[1], k, f"{path}[{k!r}]"): _from_params(
+                shape[2], v, f"{path}[{k!r}]"
+            )
+            for k, v in value.items()
+        }
+    conv = converter(shape_name)
+    if conv is not None:
+        conv(value, path)
+    return value
+
+
+def values_from_params(op: OperationSpec[Any], params: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The typed values of an operation from parameters given as boto3 takes them."""
+    _, _, members = SHAPES[op.input_shape]
+    try:
+        typed = _from_params(op.input_shape, params, "")
+    except _Invalid as exc:
+        raise ParamValidationError(op.name, exc.path, exc.problem) from None
+    return tuple(getattr(typed, m[0]) for m in members)

@@ -1,0 +1,25 @@
+"""mypy --strict and ruff stay clean: part of the test command, so CI fails when they don't."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+
+def test_mypy_strict() -> None:
+    result = _run("mypy", "--strict", "eks_async")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff() -> None:
+    result = _run("ruff", "check", "eks_async", "tests", "codegen")
+    assert result.returncode == 0, result.stdout + result.stderr
