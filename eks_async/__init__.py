@@ -6,6 +6,7 @@ are re-exported from the generated modules, whose ``__all__`` lists them by name
 """
 
 from ._client import EKSClient
+from ._core import RetryEvent
 from ._credentials import Credentials, CredentialsProvider
 from ._exceptions import (
     ConfigurationError,
@@ -23,6 +24,7 @@ from ._generated import models as _models
 from ._generated.errors import *  # noqa: F403
 from ._generated.models import *  # noqa: F403
 from ._response import ResponseMetadata
+from ._retry import RetryConfig, instant_retries, set_instant_retries
 from ._version import __version__
 
 __all__ = [
@@ -36,10 +38,14 @@ __all__ = [
     "ParamValidationError",
     "ResponseMetadata",
     "ResponseParseError",
+    "RetryConfig",
+    "RetryEvent",
     "ServiceError",
     "TimeoutError_",
     "TransportError",
     "__version__",
+    "instant_retries",
+    "set_instant_retries",
     *_models.__all__,
     *_errors.__all__,
 ]
