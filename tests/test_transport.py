@@ -51,6 +51,8 @@ class RawServer:
         self.requests: list[bytes] = []
         self.connections = 0
         self.open_connections = 0
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def __aenter__(self) -> RawServer:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -61,8 +63,15 @@ class RawServer:
     async def __aexit__(self, *exc: object) -> None:
         self._server.close()
         await self._server.wait_closed()
+        for writer in self._writers:  # ends the handlers still waiting on a connection
+            writer.close()
+        await asyncio.wait_for(asyncio.gather(*self._handlers), 2)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._writers.add(writer)
         self.connections += 1
         self.open_connections += 1
         try:
@@ -87,6 +96,8 @@ class RawServer:
             pass
         finally:
             self.open_connections -= 1
+            self._writers.discard(writer)
+            self._handlers.discard(task)
             writer.close()
 
 
@@ -407,6 +418,20 @@ async def test_garbage_response_is_remote_protocol_error(transport: AiohttpTrans
     async with RawServer(lambda raw: b"NOT HTTP AT ALL\r\n\r\n", close_after_reply=True) as srv:
         with pytest.raises(httpx.RemoteProtocolError):
             await transport.handle_async_request(httpx.Request("POST", srv.url, content=b"x"))
+
+
+async def test_header_injection_is_refused_before_anything_is_sent(
+    transport: AiohttpTransport,
+) -> None:
+    async with RawServer() as server:
+        request = httpx.Request("GET", server.url, headers={"X-Evil": "a\r\nInjected: 1"})
+        with pytest.raises(httpx.LocalProtocolError) as info:
+            await transport.handle_async_request(request)
+        assert info.value.request is request
+        response = await transport.handle_async_request(httpx.Request("GET", server.url))
+        assert response.status_code == 200
+    assert len(server.requests) == 1
+    assert b"Injected" not in server.requests[0]
 
 
 async def test_bad_gzip_is_httpx_decoding_error(transport: AiohttpTransport) -> None:
