@@ -5,7 +5,7 @@ and enums of the API (one per shape of EKS's model) and one exception class per 
 are re-exported from the generated modules, whose ``__all__`` lists them by name.
 """
 
-from ._client import EKSClient
+from ._client import EKSClient, Paginators, Waiters
 from ._core import RetryEvent
 from ._credentials import Credentials, CredentialsProvider
 from ._exceptions import (
@@ -23,9 +23,17 @@ from ._generated import errors as _errors
 from ._generated import models as _models
 from ._generated.errors import *  # noqa: F403
 from ._generated.models import *  # noqa: F403
+from ._paginate import Paginator
 from ._response import ResponseMetadata
 from ._retry import RetryConfig, instant_retries, set_instant_retries
 from ._version import __version__
+from ._waiters import (
+    WaiterConfig,
+    WaiterError,
+    WaiterFailureError,
+    WaiterTimeoutError,
+    WaitProgress,
+)
 
 __all__ = [
     "ConfigurationError",
@@ -35,6 +43,8 @@ __all__ = [
     "EKSAsyncError",
     "EKSClient",
     "EndpointResolutionError",
+    "Paginator",
+    "Paginators",
     "ParamValidationError",
     "ResponseMetadata",
     "ResponseParseError",
@@ -43,6 +53,12 @@ __all__ = [
     "ServiceError",
     "TimeoutError_",
     "TransportError",
+    "WaitProgress",
+    "WaiterConfig",
+    "WaiterError",
+    "WaiterFailureError",
+    "WaiterTimeoutError",
+    "Waiters",
     "__version__",
     "instant_retries",
     "set_instant_retries",

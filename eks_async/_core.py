@@ -231,10 +231,18 @@ class ClientCore:
         values = values_from_params(op, params or {})
         return await self._invoke(op, values)
 
-    async def _invoke(self, op: OperationSpec[T], values: tuple[Any, ...]) -> T:
+    async def _invoke(
+        self, op: OperationSpec[T], values: tuple[Any, ...], *, wait: bool = False
+    ) -> T:
         path, body = serialize(op, values)
         result: T = await self._send(op, path, body)
+        if wait:
+            await self._wait_after(op.name, values, result)
         return result
+
+    async def _wait_after(self, operation: str, values: tuple[Any, ...], output: Any) -> None:
+        """Wait until the change ``operation`` made is visible (``wait=True``)."""
+        raise NotImplementedError(operation)  # pragma: no cover - EKSClient provides it
 
     def with_options(
         self,

@@ -168,9 +168,10 @@ class EKSOperations(ClientCore):
         oidc: OidcIdentityProviderConfigRequest,
         tags: Mapping[str, str] | None = None,
         client_request_token: str | None = None,
+        wait: bool = False,
     ) -> AssociateIdentityProviderConfigResponse:
         """``AssociateIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateIdentityProviderConfig.html"""
-        return await self._invoke(_ops.ASSOCIATE_IDENTITY_PROVIDER_CONFIG, (cluster_name, oidc, tags, client_request_token))
+        return await self._invoke(_ops.ASSOCIATE_IDENTITY_PROVIDER_CONFIG, (cluster_name, oidc, tags, client_request_token), wait=wait)
 
     async def cancel_update(
         self,
@@ -333,9 +334,10 @@ class EKSOperations(ClientCore):
         disable_session_tags: bool | None = None,
         target_role_arn: str | None = None,
         policy: str | None = None,
+        wait: bool = False,
     ) -> CreatePodIdentityAssociationResponse:
         """``CreatePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreatePodIdentityAssociation.html"""
-        return await self._invoke(_ops.CREATE_POD_IDENTITY_ASSOCIATION, (cluster_name, namespace, service_account, role_arn, client_request_token, tags, disable_session_tags, target_role_arn, policy))
+        return await self._invoke(_ops.CREATE_POD_IDENTITY_ASSOCIATION, (cluster_name, namespace, service_account, role_arn, client_request_token, tags, disable_session_tags, target_role_arn, policy), wait=wait)
 
     async def delete_access_entry(
         self,
@@ -414,9 +416,10 @@ class EKSOperations(ClientCore):
         *,
         cluster_name: str,
         association_id: str,
+        wait: bool = False,
     ) -> DeletePodIdentityAssociationResponse:
         """``DeletePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeletePodIdentityAssociation.html"""
-        return await self._invoke(_ops.DELETE_POD_IDENTITY_ASSOCIATION, (cluster_name, association_id))
+        return await self._invoke(_ops.DELETE_POD_IDENTITY_ASSOCIATION, (cluster_name, association_id), wait=wait)
 
     async def deregister_cluster(
         self,
@@ -597,9 +600,10 @@ class EKSOperations(ClientCore):
         cluster_name: str,
         identity_provider_config: IdentityProviderConfig,
         client_request_token: str | None = None,
+        wait: bool = False,
     ) -> DisassociateIdentityProviderConfigResponse:
         """``DisassociateIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DisassociateIdentityProviderConfig.html"""
-        return await self._invoke(_ops.DISASSOCIATE_IDENTITY_PROVIDER_CONFIG, (cluster_name, identity_provider_config, client_request_token))
+        return await self._invoke(_ops.DISASSOCIATE_IDENTITY_PROVIDER_CONFIG, (cluster_name, identity_provider_config, client_request_token), wait=wait)
 
     async def list_access_entries(
         self,
@@ -918,7 +922,8 @@ class EKSOperations(ClientCore):
         disable_session_tags: bool | None = None,
         target_role_arn: str | None = None,
         policy: str | None = None,
+        wait: bool = False,
     ) -> UpdatePodIdentityAssociationResponse:
         """``UpdatePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdatePodIdentityAssociation.html"""
-        return await self._invoke(_ops.UPDATE_POD_IDENTITY_ASSOCIATION, (cluster_name, association_id, role_arn, client_request_token, disable_session_tags, target_role_arn, policy))
+        return await self._invoke(_ops.UPDATE_POD_IDENTITY_ASSOCIATION, (cluster_name, association_id, role_arn, client_request_token, disable_session_tags, target_role_arn, policy), wait=wait)
 

@@ -712,6 +712,17 @@ OPERATIONS: Final[dict[str, OperationSpec[Any]]] = {
     'UpdatePodIdentityAssociation': UPDATE_POD_IDENTITY_ASSOCIATION,
 }
 
+#: Operations whose methods take ``wait=True``.
+WAIT_OPERATIONS: Final = frozenset(
+    {
+        'AssociateIdentityProviderConfig',
+        'CreatePodIdentityAssociation',
+        'DeletePodIdentityAssociation',
+        'DisassociateIdentityProviderConfig',
+        'UpdatePodIdentityAssociation',
+    }
+)
+
 PAGINATORS: Final[dict[str, PaginatorSpec]] = {
     'DescribeAddonVersions': PaginatorSpec(input_token='nextToken', output_token='nextToken', limit_key='maxResults', result_key='addons'),
     'DescribeClusterVersions': PaginatorSpec(input_token='nextToken', output_token='nextToken', limit_key='maxResults', result_key='clusterVersions'),

@@ -1,0 +1,330 @@
+"""``eks.waiters``: the model's waiters and the identity waiters no AWS SDK offers.
+
+The identity waiters absorb the eventual consistency of EKS's identity surface: a new Pod
+Identity association that Describe and List do not yet show, an update or delete seen late,
+and identity provider associations whose cluster update stays ``InProgress`` for tens of
+minutes. Their defaults fit EKS's real timings; every one can be overridden per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import attrs
+
+from ._exceptions import EKSAsyncError, ServiceError
+from ._generated import operations as _ops
+from ._generated.models import (
+    DescribeIdentityProviderConfigResponse,
+    DescribePodIdentityAssociationResponse,
+    DescribeUpdateResponse,
+    IdentityProviderConfig,
+)
+from ._operation import OperationSpec
+from ._waiters import (
+    Acceptor,
+    Decision,
+    Waiter,
+    WaiterConfig,
+    WaitProgress,
+    acceptor_decider,
+)
+
+if TYPE_CHECKING:
+    from ._core import ClientCore
+
+Progress = Callable[[WaitProgress], None] | None
+T = TypeVar("T")
+
+#: Seconds: associations show within seconds (EKS-FACTS: pods see them after ~5-10 s).
+ASSOCIATION_DEFAULTS = WaiterConfig(min_delay=1.0, max_delay=10.0, max_wait=120.0)
+#: Identity provider updates: tens of minutes (Terraform's default timeout is 40 minutes).
+UPDATE_DEFAULTS = WaiterConfig(min_delay=5.0, max_delay=60.0, max_wait=45 * 60.0)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class WaiterSpec:
+    """A waiter of botocore's model: its operation, fixed delay, attempts and acceptors."""
+
+    operation: str
+    delay: int
+    max_attempts: int
+    acceptors: tuple[Acceptor, ...]
+
+    def default_config(self) -> WaiterConfig:
+        """Growing delays starting well under the model's fixed one, over the same total."""
+        return WaiterConfig(
+            min_delay=max(1.0, self.delay / 4),
+            max_delay=float(self.delay) * 2,
+            max_wait=float(self.delay * self.max_attempts),
+        )
+
+
+def _code(error: EKSAsyncError | None) -> str | None:
+    return error.code if isinstance(error, ServiceError) else None
+
+
+def _merge(base: WaiterConfig, given: WaiterConfig | None) -> WaiterConfig:
+    return given if given is not None else base
+
+
+class WaiterCore:
+    """What every waiter needs: the client to poll with."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: ClientCore) -> None:
+        self._client = client
+
+    async def _model_wait(
+        self,
+        name: str,
+        op: OperationSpec[T],
+        values: tuple[Any, ...],
+        config: WaiterConfig | None,
+        on_progress: Progress,
+    ) -> T:
+        from ._generated.waiters import WAITERS
+
+        spec = WAITERS[name]
+
+        async def poll() -> T:
+            return await self._client._invoke(op, values)
+
+        failure_errors = _update_errors if op.name == "DescribeUpdate" else None
+        return await Waiter(
+            name,
+            poll,
+            acceptor_decider(spec.acceptors, op.output_shape),
+            _merge(spec.default_config(), config),
+            on_progress,
+            failure_errors,
+        ).run()
+
+
+def _update_errors(output: Any) -> list[Any]:
+    update = getattr(output, "update", None)
+    return list(getattr(update, "errors", None) or [])
+
+
+class IdentityWaiters(WaiterCore):
+    """The identity waiters, hand-written on the same engine as the model's."""
+
+    __slots__ = ()
+
+    async def update_successful(
+        self,
+        *,
+        cluster_name: str,
+        update_id: str,
+        nodegroup_name: str | None = None,
+        addon_name: str | None = None,
+        capability_name: str | None = None,
+        config: WaiterConfig | None = None,
+        on_progress: Progress = None,
+    ) -> DescribeUpdateResponse:
+        """Poll DescribeUpdate until the update is ``Successful``.
+
+        ``Failed`` or ``Cancelled`` raise ``WaiterFailureError`` whose ``errors`` are the
+        update's. Give ``nodegroup_name``, ``addon_name`` or ``capability_name`` for those
+        kinds of update. Default: up to 45 minutes, polls from 5 s growing to 60 s.
+        """
+        values = (cluster_name, update_id, nodegroup_name, addon_name, capability_name)
+
+        async def poll() -> DescribeUpdateResponse:
+            return await self._client._invoke(_ops.DESCRIBE_UPDATE, values)
+
+        def decide(output: Any, error: EKSAsyncError | None) -> Decision:
+            if error is not None:
+                # Just after the call that started it, the update may not be readable yet.
+                if _code(error) == "ResourceNotFoundException":
+                    return "retry", "ResourceNotFoundException"
+                return None, _code(error) or type(error).__name__
+            status = str(output.update.status) if output.update else "unknown"
+            if status == "Successful":
+                return "success", status
+            if status in ("Failed", "Cancelled"):
+                return "failure", status
+            return "retry", status
+
+        return await Waiter(
+            "update_successful",
+            poll,
+            decide,
+            _merge(UPDATE_DEFAULTS, config),
+            on_progress,
+            _update_errors,
+        ).run()
+
+    async def identity_provider_config_active(
+        self,
+        *,
+        cluster_name: str,
+        name: str,
+        type: str = "oidc",
+        config: WaiterConfig | None = None,
+        on_progress: Progress = None,
+    ) -> DescribeIdentityProviderConfigResponse:
+        """Poll DescribeIdentityProviderConfig until the config is ``ACTIVE``.
+
+        Not found just after the association is the propagation window: it is polled
+        through. ``DELETING`` fails the wait.
+        """
+        result: DescribeIdentityProviderConfigResponse = await self._idp_wait(
+            "identity_provider_config_active", cluster_name, name, type, config, on_progress,
+            deleted=False,
+        )
+        return result
+
+    async def identity_provider_config_deleted(
+        self,
+        *,
+        cluster_name: str,
+        name: str,
+        type: str = "oidc",
+        config: WaiterConfig | None = None,
+        on_progress: Progress = None,
+    ) -> None:
+        """Poll DescribeIdentityProviderConfig until the config is gone."""
+        await self._idp_wait("identity_provider_config_deleted", cluster_name, name, type,
+                             config, on_progress, deleted=True)
+
+    async def _idp_wait(
+        self,
+        waiter: str,
+        cluster_name: str,
+        name: str,
+        kind: str,
+        config: WaiterConfig | None,
+        on_progress: Progress,
+        *,
+        deleted: bool,
+    ) -> Any:
+        values = (cluster_name, IdentityProviderConfig(type=kind, name=name))
+
+        async def poll() -> DescribeIdentityProviderConfigResponse:
+            return await self._client._invoke(_ops.DESCRIBE_IDENTITY_PROVIDER_CONFIG, values)
+
+        def decide(output: Any, error: EKSAsyncError | None) -> Decision:
+            if error is not None:
+                code = _code(error)
+                if code == "ResourceNotFoundException":
+                    return ("success" if deleted else "retry"), code
+                return None, code or type(error).__name__
+            oidc = output.identity_provider_config and output.identity_provider_config.oidc
+            status = str(oidc.status) if oidc and oidc.status else "unknown"
+            if deleted:
+                return ("failure" if status in ("ACTIVE", "CREATING") else "retry"), status
+            if status == "ACTIVE":
+                return "success", status
+            if status == "DELETING":
+                return "failure", status
+            return "retry", status
+
+        return await Waiter(waiter, poll, decide, _merge(UPDATE_DEFAULTS, config),
+                            on_progress).run()
+
+    async def pod_identity_association_visible(
+        self,
+        *,
+        cluster_name: str,
+        association_id: str,
+        config: WaiterConfig | None = None,
+        on_progress: Progress = None,
+    ) -> DescribePodIdentityAssociationResponse:
+        """Wait until Describe finds the association and List (filtered by its namespace
+        and service account) includes it; returns the Describe output.
+
+        ResourceNotFoundException is the propagation window after a create, so it is
+        polled through. Default: up to 2 minutes, polls from 1 s growing to 10 s.
+        """
+
+        async def poll() -> DescribePodIdentityAssociationResponse | None:
+            described = await self._describe_association(cluster_name, association_id)
+            assoc = described.association
+            assert assoc is not None
+            from ._generated.paginators import ModelPaginators
+
+            listing = ModelPaginators(self._client).list_pod_identity_associations(
+                cluster_name=cluster_name,
+                namespace=assoc.namespace,
+                service_account=assoc.service_account,
+            )
+            async for summary in listing:
+                if summary.association_id == association_id:
+                    return described
+            return None  # described, but not listed yet
+
+        def decide(output: Any, error: EKSAsyncError | None) -> Decision:
+            if error is not None:
+                code = _code(error)
+                if code == "ResourceNotFoundException":
+                    return "retry", "not found"
+                return None, code or type(error).__name__
+            if output is None:
+                return "retry", "described, not listed"
+            return "success", "visible"
+
+        result = await Waiter("pod_identity_association_visible", poll, decide,
+                              _merge(ASSOCIATION_DEFAULTS, config), on_progress).run()
+        return cast(DescribePodIdentityAssociationResponse, result)
+
+    async def pod_identity_association_updated(
+        self,
+        *,
+        cluster_name: str,
+        association_id: str,
+        role_arn: str | None = None,
+        target_role_arn: str | None = None,
+        config: WaiterConfig | None = None,
+        on_progress: Progress = None,
+    ) -> DescribePodIdentityAssociationResponse:
+        """Wait until Describe shows the association's new role ARN and target role ARN."""
+
+        async def poll() -> DescribePodIdentityAssociationResponse:
+            return await self._describe_association(cluster_name, association_id)
+
+        def decide(output: Any, error: EKSAsyncError | None) -> Decision:
+            if error is not None:
+                return None, _code(error) or type(error).__name__
+            assoc = output.association
+            if role_arn is not None and assoc.role_arn != role_arn:
+                return "retry", "old role"
+            if target_role_arn is not None and assoc.target_role_arn != target_role_arn:
+                return "retry", "old target role"
+            return "success", "updated"
+
+        return await Waiter("pod_identity_association_updated", poll, decide,
+                            _merge(ASSOCIATION_DEFAULTS, config), on_progress).run()
+
+    async def pod_identity_association_deleted(
+        self,
+        *,
+        cluster_name: str,
+        association_id: str,
+        config: WaiterConfig | None = None,
+        on_progress: Progress = None,
+    ) -> None:
+        """Wait until Describe no longer finds the association."""
+
+        async def poll() -> DescribePodIdentityAssociationResponse:
+            return await self._describe_association(cluster_name, association_id)
+
+        def decide(output: Any, error: EKSAsyncError | None) -> Decision:
+            if error is not None:
+                code = _code(error)
+                if code == "ResourceNotFoundException":
+                    return "success", "deleted"
+                return None, code or type(error).__name__
+            return "retry", "still described"
+
+        await Waiter("pod_identity_association_deleted", poll, decide,
+                     _merge(ASSOCIATION_DEFAULTS, config), on_progress).run()
+
+    async def _describe_association(
+        self, cluster_name: str, association_id: str
+    ) -> DescribePodIdentityAssociationResponse:
+        return await self._client._invoke(
+            _ops.DESCRIBE_POD_IDENTITY_ASSOCIATION, (cluster_name, association_id)
+        )
