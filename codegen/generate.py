@@ -149,25 +149,7 @@ def render_init() -> str:
     return HEADER
 
 
-def render_models(model: Model) -> str:
-    head = [
-        HEADER.rstrip("\n"),
-        '"""Data classes and enums of the EKS API (one per shape of the model)."""',
-        "",
-        "from __future__ import annotations",
-        "",
-        "import datetime",
-        "import enum",
-        "",
-        "import attrs",
-        "",
-        "from .._response import ResponseMetadata",
-        "",
-        "__all__ = [",
-        *[f'    "{class_name(n)}",' for n in sorted(model.enums + model.structures)],
-        "]",
-        "",
-    ]
+def _enum_lines(model: Model) -> list[str]:
     body: list[str] = []
     for name in model.enums:
         body += ["", f"class {class_name(name)}(enum.StrEnum):"]
@@ -181,28 +163,108 @@ def render_models(model: Model) -> str:
             seen.add(member)
             body.append(f"    {member} = {value!r}")
         body.append("")
-    output_shapes = {op["output"]["shape"] for op in model.operations.values() if "output" in op}
+    return body
+
+
+def _class_lines(model: Model, name: str, output_shapes: set[str], indent: str) -> list[str]:
+    shape = model.shapes[name]
+    required = set(shape.get("required", []))
+    is_output = name in output_shapes
+    lines = ["@attrs.frozen(kw_only=True, slots=True)", f"class {class_name(name)}:"]
+    lines.append(f'    """``{name}``: {API_REF}/API_{name}.html"""')
+    lines.append("")
+    for mname, member in shape["members"].items():
+        annotation = model.py_type(member["shape"], for_input=False)
+        if mname in required and not is_output:
+            lines.append(f"    {snake(mname)}: {annotation}")
+        else:
+            lines.append(f"    {snake(mname)}: {annotation} | None = None")
+    if is_output:
+        lines.append(
+            "    response_metadata: ResponseMetadata | None = "
+            "attrs.field(default=None, eq=False, repr=False)"
+        )
+    if not shape["members"] and not is_output:
+        lines.append("    pass")
+    return [indent + line if line else line for line in lines]
+
+
+def _models_head(model: Model, doc: str, extra: list[str]) -> list[str]:
+    return [
+        HEADER.rstrip("\n"),
+        doc,
+        "",
+        "from __future__ import annotations",
+        "",
+        "import datetime",
+        "import enum",
+        *extra,
+        "",
+        "import attrs",
+        "",
+        "from .._response import ResponseMetadata",
+        "",
+        "__all__ = [",
+        *[f'    "{class_name(n)}",' for n in sorted(model.enums + model.structures)],
+        "]",
+        "",
+    ]
+
+
+def render_models_stub(model: Model) -> str:
+    """The type stub: every data class as type checkers should see it."""
+    output_shapes = {op["output"]["shape"] for op in model.operations.values()}
+    head = _models_head(
+        model, '"""Data classes and enums of the EKS API (one per shape of the model)."""', []
+    )
+    body = _enum_lines(model)
     for name in model.structures:
-        shape = model.shapes[name]
-        required = set(shape.get("required", []))
-        is_output = name in output_shapes
-        body += ["", "@attrs.frozen(kw_only=True, slots=True)", f"class {class_name(name)}:"]
-        body.append(f'    """``{name}``: {API_REF}/API_{name}.html"""')
-        body.append("")
-        for mname, member in shape["members"].items():
-            annotation = model.py_type(member["shape"], for_input=False)
-            if mname in required and not is_output:
-                body.append(f"    {snake(mname)}: {annotation}")
-            else:
-                body.append(f"    {snake(mname)}: {annotation} | None = None")
-        if is_output:
-            body.append(
-                "    response_metadata: ResponseMetadata | None = "
-                "attrs.field(default=None, eq=False, repr=False)"
-            )
-        if not shape["members"] and not is_output:
-            body.append("    pass")
-        body.append("")
+        body += ["", *_class_lines(model, name, output_shapes, ""), ""]
+    return _lines(head, body)
+
+
+def render_models(model: Model) -> str:
+    """The runtime module: enums at import, data classes built on first use.
+
+    Creating an attrs class costs about half a millisecond, so building all of them at
+    import would dominate ``import eks_async``; each is built the first time it is named.
+    """
+    output_shapes = {op["output"]["shape"] for op in model.operations.values()}
+    head = _models_head(
+        model,
+        '"""Data classes and enums of the EKS API; the classes are built on first use.\n\n'
+        'Type checkers read ``models.pyi``, which declares every class."""',
+        ["import threading", "from collections.abc import Callable", "from typing import Any, Final"],
+    )
+    body = _enum_lines(model)
+    for name in model.structures:
+        body += ["", f"def _build_{class_name(name)}() -> type:"]
+        body += _class_lines(model, name, output_shapes, "    ")
+        body += [f"    return {class_name(name)}", ""]
+    body += [
+        "",
+        "_BUILDERS: Final[dict[str, Callable[[], type]]] = {",
+        *[f'    "{class_name(n)}": _build_{class_name(n)},' for n in model.structures],
+        "}",
+        "_LOCK = threading.Lock()",
+        "",
+        "",
+        "def __getattr__(name: str) -> Any:",
+        "    builder = _BUILDERS.get(name)",
+        "    if builder is None:",
+        '        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")',
+        "    with _LOCK:  # one class object per name, whichever thread asks first",
+        "        cls = globals().get(name)",
+        "        if cls is None:",
+        "            cls = builder()",
+        "            cls.__qualname__ = name",
+        "            globals()[name] = cls",
+        "    return cls",
+        "",
+        "",
+        "def __dir__() -> list[str]:",
+        "    return sorted(set(globals()) | set(_BUILDERS))",
+    ]
     return _lines(head, body)
 
 
@@ -312,10 +374,12 @@ def render_operations(model: Model, paginators: dict[str, Any]) -> str:
         "",
         "from __future__ import annotations",
         "",
-        "from typing import Any, Final",
+        "from typing import TYPE_CHECKING, Any, Final",
         "",
         "from .._operation import OperationSpec, PaginatorSpec",
-        "from . import models",
+        "",
+        "if TYPE_CHECKING:",
+        "    from . import models",
         "",
     ]
     body: list[str] = []
@@ -324,13 +388,12 @@ def render_operations(model: Model, paginators: dict[str, Any]) -> str:
         out = class_name(op["output"]["shape"])
         errors = tuple(sorted(e["shape"] for e in op.get("errors", [])))
         body += [
-            f"{snake(name).upper()}: Final = OperationSpec(",
+            f"{snake(name).upper()}: Final[OperationSpec[models.{out}]] = OperationSpec(",
             f"    name={name!r},",
             f"    method={op['http']['method']!r},",
             f"    uri={op['http']['requestUri']!r},",
             f"    input_shape={op['input']['shape']!r},",
             f"    output_shape={op['output']['shape']!r},",
-            f"    output_cls=models.{out},",
             f"    errors={errors!r},",
             ")",
         ]
@@ -365,12 +428,15 @@ def render_client(model: Model) -> str:
         "from __future__ import annotations",
         "",
         "from collections.abc import Mapping, Sequence",
+        "from typing import TYPE_CHECKING",
         "",
         "from .._core import ClientCore",
         "from . import operations as _ops",
-        "from .models import (",
-        *[f"    {n}," for n in sorted(used, key=lambda n: (n.lower(), n))],
-        ")",
+        "",
+        "if TYPE_CHECKING:",
+        "    from .models import (",
+        *[f"        {n}," for n in sorted(used, key=lambda n: (n.lower(), n))],
+        "    )",
         "",
         "",
         "class EKSOperations(ClientCore):",
@@ -472,14 +538,16 @@ def render_waiters(model: Model, waiters: dict[str, Any]) -> str:
         "from __future__ import annotations",
         "",
         "from collections.abc import Callable",
-        "from typing import Final",
+        "from typing import TYPE_CHECKING, Final",
         "",
         "from .._waiter_api import WaiterCore, WaiterSpec",
         "from .._waiters import Acceptor, WaiterConfig, WaitProgress",
         "from . import operations as _ops",
-        "from .models import (",
-        *[f"    {n}," for n in sorted(used, key=lambda n: (n.lower(), n))],
-        ")",
+        "",
+        "if TYPE_CHECKING:",
+        "    from .models import (",
+        *[f"        {n}," for n in sorted(used, key=lambda n: (n.lower(), n))],
+        "    )",
     ]
     return _lines(head, body)
 
@@ -523,12 +591,15 @@ def render_paginators(model: Model, paginators: dict[str, Any]) -> str:
         "from __future__ import annotations",
         "",
         "from collections.abc import Mapping, Sequence",
+        "from typing import TYPE_CHECKING",
         "",
         "from .._paginate import Paginator, PaginatorCore",
         "from . import operations as _ops",
-        "from .models import (",
-        *[f"    {n}," for n in sorted(used, key=lambda n: (n.lower(), n))],
-        ")",
+        "",
+        "if TYPE_CHECKING:",
+        "    from .models import (",
+        *[f"        {n}," for n in sorted(used, key=lambda n: (n.lower(), n))],
+        "    )",
     ]
     return _lines(head, body)
 
@@ -539,6 +610,7 @@ def render_all(bdir: Path) -> dict[str, str]:
     files = {
         "__init__.py": render_init(),
         "models.py": render_models(model),
+        "models.pyi": render_models_stub(model),
         "shapes.py": render_shapes(model),
         "errors.py": render_errors(model),
         "operations.py": render_operations(model, paginators),

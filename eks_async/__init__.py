@@ -5,6 +5,8 @@ and enums of the API (one per shape of EKS's model) and one exception class per 
 are re-exported from the generated modules, whose ``__all__`` lists them by name.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._client import EKSClient, Paginators, Waiters
 from ._core import RetryEvent
 from ._credentials import Credentials, CredentialsProvider
@@ -22,7 +24,6 @@ from ._exceptions import (
 from ._generated import errors as _errors
 from ._generated import models as _models
 from ._generated.errors import *  # noqa: F403
-from ._generated.models import *  # noqa: F403
 from ._paginate import Paginator
 from ._response import ResponseMetadata
 from ._retry import RetryConfig, instant_retries, set_instant_retries
@@ -65,3 +66,20 @@ __all__ = [
     *_models.__all__,
     *_errors.__all__,
 ]
+
+if TYPE_CHECKING:
+    from ._generated.models import *  # noqa: F403
+
+
+def __getattr__(name: str) -> Any:
+    # The data classes are built on first use (see _generated/models.py).
+    if name in _MODEL_NAMES:
+        return getattr(_models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _MODEL_NAMES)
+
+
+_MODEL_NAMES = frozenset(_models.__all__)

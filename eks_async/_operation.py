@@ -18,8 +18,16 @@ class OperationSpec(Generic[T]):
     uri: str
     input_shape: str
     output_shape: str
-    output_cls: type[T]
     errors: tuple[str, ...]
+
+    @property
+    def output_cls(self) -> type[T]:
+        """The output's data class (built on first use, like every model class)."""
+        from ._generated import models
+        from ._generated.shapes import SHAPES
+
+        cls: type[T] = getattr(models, SHAPES[self.output_shape][1])
+        return cls
 
 
 @attrs.frozen(slots=True, kw_only=True)

@@ -3,639 +3,571 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .._operation import OperationSpec, PaginatorSpec
-from . import models
 
-ACTIVATE_CERTIFICATE_AUTHORITY: Final = OperationSpec(
+if TYPE_CHECKING:
+    from . import models
+
+ACTIVATE_CERTIFICATE_AUTHORITY: Final[OperationSpec[models.ActivateCertificateAuthorityResponse]] = OperationSpec(
     name='ActivateCertificateAuthority',
     method='POST',
     uri='/clusters/{name}/certificate-authorities/{certificateAuthorityId}/activate',
     input_shape='ActivateCertificateAuthorityRequest',
     output_shape='ActivateCertificateAuthorityResponse',
-    output_cls=models.ActivateCertificateAuthorityResponse,
     errors=('InvalidParameterException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-ASSOCIATE_ACCESS_POLICY: Final = OperationSpec(
+ASSOCIATE_ACCESS_POLICY: Final[OperationSpec[models.AssociateAccessPolicyResponse]] = OperationSpec(
     name='AssociateAccessPolicy',
     method='POST',
     uri='/clusters/{name}/access-entries/{principalArn}/access-policies',
     input_shape='AssociateAccessPolicyRequest',
     output_shape='AssociateAccessPolicyResponse',
-    output_cls=models.AssociateAccessPolicyResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-ASSOCIATE_ENCRYPTION_CONFIG: Final = OperationSpec(
+ASSOCIATE_ENCRYPTION_CONFIG: Final[OperationSpec[models.AssociateEncryptionConfigResponse]] = OperationSpec(
     name='AssociateEncryptionConfig',
     method='POST',
     uri='/clusters/{name}/encryption-config/associate',
     input_shape='AssociateEncryptionConfigRequest',
     output_shape='AssociateEncryptionConfigResponse',
-    output_cls=models.AssociateEncryptionConfigResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException', 'ThrottlingException'),
 )
-ASSOCIATE_IDENTITY_PROVIDER_CONFIG: Final = OperationSpec(
+ASSOCIATE_IDENTITY_PROVIDER_CONFIG: Final[OperationSpec[models.AssociateIdentityProviderConfigResponse]] = OperationSpec(
     name='AssociateIdentityProviderConfig',
     method='POST',
     uri='/clusters/{name}/identity-provider-configs/associate',
     input_shape='AssociateIdentityProviderConfigRequest',
     output_shape='AssociateIdentityProviderConfigResponse',
-    output_cls=models.AssociateIdentityProviderConfigResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException', 'ThrottlingException'),
 )
-CANCEL_UPDATE: Final = OperationSpec(
+CANCEL_UPDATE: Final[OperationSpec[models.CancelUpdateResponse]] = OperationSpec(
     name='CancelUpdate',
     method='POST',
     uri='/clusters/{name}/updates/{updateId}/cancel-update',
     input_shape='CancelUpdateRequest',
     output_shape='CancelUpdateResponse',
-    output_cls=models.CancelUpdateResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'InvalidStateException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException', 'ThrottlingException'),
 )
-CREATE_ACCESS_ENTRY: Final = OperationSpec(
+CREATE_ACCESS_ENTRY: Final[OperationSpec[models.CreateAccessEntryResponse]] = OperationSpec(
     name='CreateAccessEntry',
     method='POST',
     uri='/clusters/{name}/access-entries',
     input_shape='CreateAccessEntryRequest',
     output_shape='CreateAccessEntryResponse',
-    output_cls=models.CreateAccessEntryResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceLimitExceededException', 'ResourceNotFoundException', 'ServerException'),
 )
-CREATE_ADDON: Final = OperationSpec(
+CREATE_ADDON: Final[OperationSpec[models.CreateAddonResponse]] = OperationSpec(
     name='CreateAddon',
     method='POST',
     uri='/clusters/{name}/addons',
     input_shape='CreateAddonRequest',
     output_shape='CreateAddonResponse',
-    output_cls=models.CreateAddonResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException'),
 )
-CREATE_CAPABILITY: Final = OperationSpec(
+CREATE_CAPABILITY: Final[OperationSpec[models.CreateCapabilityResponse]] = OperationSpec(
     name='CreateCapability',
     method='POST',
     uri='/clusters/{name}/capabilities',
     input_shape='CreateCapabilityRequest',
     output_shape='CreateCapabilityResponse',
-    output_cls=models.CreateCapabilityResponse,
     errors=('AccessDeniedException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceLimitExceededException', 'ServerException', 'ThrottlingException'),
 )
-CREATE_CERTIFICATE_AUTHORITY: Final = OperationSpec(
+CREATE_CERTIFICATE_AUTHORITY: Final[OperationSpec[models.CreateCertificateAuthorityResponse]] = OperationSpec(
     name='CreateCertificateAuthority',
     method='POST',
     uri='/clusters/{name}/certificate-authorities',
     input_shape='CreateCertificateAuthorityRequest',
     output_shape='CreateCertificateAuthorityResponse',
-    output_cls=models.CreateCertificateAuthorityResponse,
     errors=('InvalidParameterException', 'ResourceInUseException', 'ResourceLimitExceededException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-CREATE_CLUSTER: Final = OperationSpec(
+CREATE_CLUSTER: Final[OperationSpec[models.CreateClusterResponse]] = OperationSpec(
     name='CreateCluster',
     method='POST',
     uri='/clusters',
     input_shape='CreateClusterRequest',
     output_shape='CreateClusterResponse',
-    output_cls=models.CreateClusterResponse,
     errors=('ClientException', 'InvalidParameterException', 'ResourceInUseException', 'ResourceLimitExceededException', 'ServerException', 'ServiceUnavailableException', 'UnsupportedAvailabilityZoneException'),
 )
-CREATE_EKS_ANYWHERE_SUBSCRIPTION: Final = OperationSpec(
+CREATE_EKS_ANYWHERE_SUBSCRIPTION: Final[OperationSpec[models.CreateEksAnywhereSubscriptionResponse]] = OperationSpec(
     name='CreateEksAnywhereSubscription',
     method='POST',
     uri='/eks-anywhere-subscriptions',
     input_shape='CreateEksAnywhereSubscriptionRequest',
     output_shape='CreateEksAnywhereSubscriptionResponse',
-    output_cls=models.CreateEksAnywhereSubscriptionResponse,
     errors=('ClientException', 'InvalidParameterException', 'ResourceLimitExceededException', 'ServerException', 'ServiceUnavailableException'),
 )
-CREATE_FARGATE_PROFILE: Final = OperationSpec(
+CREATE_FARGATE_PROFILE: Final[OperationSpec[models.CreateFargateProfileResponse]] = OperationSpec(
     name='CreateFargateProfile',
     method='POST',
     uri='/clusters/{name}/fargate-profiles',
     input_shape='CreateFargateProfileRequest',
     output_shape='CreateFargateProfileResponse',
-    output_cls=models.CreateFargateProfileResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceLimitExceededException', 'ServerException', 'UnsupportedAvailabilityZoneException'),
 )
-CREATE_NODEGROUP: Final = OperationSpec(
+CREATE_NODEGROUP: Final[OperationSpec[models.CreateNodegroupResponse]] = OperationSpec(
     name='CreateNodegroup',
     method='POST',
     uri='/clusters/{name}/node-groups',
     input_shape='CreateNodegroupRequest',
     output_shape='CreateNodegroupResponse',
-    output_cls=models.CreateNodegroupResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceLimitExceededException', 'ServerException', 'ServiceUnavailableException'),
 )
-CREATE_POD_IDENTITY_ASSOCIATION: Final = OperationSpec(
+CREATE_POD_IDENTITY_ASSOCIATION: Final[OperationSpec[models.CreatePodIdentityAssociationResponse]] = OperationSpec(
     name='CreatePodIdentityAssociation',
     method='POST',
     uri='/clusters/{name}/pod-identity-associations',
     input_shape='CreatePodIdentityAssociationRequest',
     output_shape='CreatePodIdentityAssociationResponse',
-    output_cls=models.CreatePodIdentityAssociationResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceLimitExceededException', 'ResourceNotFoundException', 'ServerException'),
 )
-DELETE_ACCESS_ENTRY: Final = OperationSpec(
+DELETE_ACCESS_ENTRY: Final[OperationSpec[models.DeleteAccessEntryResponse]] = OperationSpec(
     name='DeleteAccessEntry',
     method='DELETE',
     uri='/clusters/{name}/access-entries/{principalArn}',
     input_shape='DeleteAccessEntryRequest',
     output_shape='DeleteAccessEntryResponse',
-    output_cls=models.DeleteAccessEntryResponse,
     errors=('InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-DELETE_ADDON: Final = OperationSpec(
+DELETE_ADDON: Final[OperationSpec[models.DeleteAddonResponse]] = OperationSpec(
     name='DeleteAddon',
     method='DELETE',
     uri='/clusters/{name}/addons/{addonName}',
     input_shape='DeleteAddonRequest',
     output_shape='DeleteAddonResponse',
-    output_cls=models.DeleteAddonResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-DELETE_CAPABILITY: Final = OperationSpec(
+DELETE_CAPABILITY: Final[OperationSpec[models.DeleteCapabilityResponse]] = OperationSpec(
     name='DeleteCapability',
     method='DELETE',
     uri='/clusters/{name}/capabilities/{capabilityName}',
     input_shape='DeleteCapabilityRequest',
     output_shape='DeleteCapabilityResponse',
-    output_cls=models.DeleteCapabilityResponse,
     errors=('AccessDeniedException', 'InvalidParameterException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException'),
 )
-DELETE_CERTIFICATE_AUTHORITY: Final = OperationSpec(
+DELETE_CERTIFICATE_AUTHORITY: Final[OperationSpec[models.DeleteCertificateAuthorityResponse]] = OperationSpec(
     name='DeleteCertificateAuthority',
     method='DELETE',
     uri='/clusters/{name}/certificate-authorities/{certificateAuthorityId}',
     input_shape='DeleteCertificateAuthorityRequest',
     output_shape='DeleteCertificateAuthorityResponse',
-    output_cls=models.DeleteCertificateAuthorityResponse,
     errors=('InvalidParameterException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-DELETE_CLUSTER: Final = OperationSpec(
+DELETE_CLUSTER: Final[OperationSpec[models.DeleteClusterResponse]] = OperationSpec(
     name='DeleteCluster',
     method='DELETE',
     uri='/clusters/{name}',
     input_shape='DeleteClusterRequest',
     output_shape='DeleteClusterResponse',
-    output_cls=models.DeleteClusterResponse,
     errors=('ClientException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-DELETE_EKS_ANYWHERE_SUBSCRIPTION: Final = OperationSpec(
+DELETE_EKS_ANYWHERE_SUBSCRIPTION: Final[OperationSpec[models.DeleteEksAnywhereSubscriptionResponse]] = OperationSpec(
     name='DeleteEksAnywhereSubscription',
     method='DELETE',
     uri='/eks-anywhere-subscriptions/{id}',
     input_shape='DeleteEksAnywhereSubscriptionRequest',
     output_shape='DeleteEksAnywhereSubscriptionResponse',
-    output_cls=models.DeleteEksAnywhereSubscriptionResponse,
     errors=('ClientException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-DELETE_FARGATE_PROFILE: Final = OperationSpec(
+DELETE_FARGATE_PROFILE: Final[OperationSpec[models.DeleteFargateProfileResponse]] = OperationSpec(
     name='DeleteFargateProfile',
     method='DELETE',
     uri='/clusters/{name}/fargate-profiles/{fargateProfileName}',
     input_shape='DeleteFargateProfileRequest',
     output_shape='DeleteFargateProfileResponse',
-    output_cls=models.DeleteFargateProfileResponse,
     errors=('ClientException', 'InvalidParameterException', 'ResourceNotFoundException', 'ServerException'),
 )
-DELETE_NODEGROUP: Final = OperationSpec(
+DELETE_NODEGROUP: Final[OperationSpec[models.DeleteNodegroupResponse]] = OperationSpec(
     name='DeleteNodegroup',
     method='DELETE',
     uri='/clusters/{name}/node-groups/{nodegroupName}',
     input_shape='DeleteNodegroupRequest',
     output_shape='DeleteNodegroupResponse',
-    output_cls=models.DeleteNodegroupResponse,
     errors=('ClientException', 'InvalidParameterException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-DELETE_POD_IDENTITY_ASSOCIATION: Final = OperationSpec(
+DELETE_POD_IDENTITY_ASSOCIATION: Final[OperationSpec[models.DeletePodIdentityAssociationResponse]] = OperationSpec(
     name='DeletePodIdentityAssociation',
     method='DELETE',
     uri='/clusters/{name}/pod-identity-associations/{associationId}',
     input_shape='DeletePodIdentityAssociationRequest',
     output_shape='DeletePodIdentityAssociationResponse',
-    output_cls=models.DeletePodIdentityAssociationResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-DEREGISTER_CLUSTER: Final = OperationSpec(
+DEREGISTER_CLUSTER: Final[OperationSpec[models.DeregisterClusterResponse]] = OperationSpec(
     name='DeregisterCluster',
     method='DELETE',
     uri='/cluster-registrations/{name}',
     input_shape='DeregisterClusterRequest',
     output_shape='DeregisterClusterResponse',
-    output_cls=models.DeregisterClusterResponse,
     errors=('AccessDeniedException', 'ClientException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-DESCRIBE_ACCESS_ENTRY: Final = OperationSpec(
+DESCRIBE_ACCESS_ENTRY: Final[OperationSpec[models.DescribeAccessEntryResponse]] = OperationSpec(
     name='DescribeAccessEntry',
     method='GET',
     uri='/clusters/{name}/access-entries/{principalArn}',
     input_shape='DescribeAccessEntryRequest',
     output_shape='DescribeAccessEntryResponse',
-    output_cls=models.DescribeAccessEntryResponse,
     errors=('InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-DESCRIBE_ADDON: Final = OperationSpec(
+DESCRIBE_ADDON: Final[OperationSpec[models.DescribeAddonResponse]] = OperationSpec(
     name='DescribeAddon',
     method='GET',
     uri='/clusters/{name}/addons/{addonName}',
     input_shape='DescribeAddonRequest',
     output_shape='DescribeAddonResponse',
-    output_cls=models.DescribeAddonResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-DESCRIBE_ADDON_CONFIGURATION: Final = OperationSpec(
+DESCRIBE_ADDON_CONFIGURATION: Final[OperationSpec[models.DescribeAddonConfigurationResponse]] = OperationSpec(
     name='DescribeAddonConfiguration',
     method='GET',
     uri='/addons/configuration-schemas',
     input_shape='DescribeAddonConfigurationRequest',
     output_shape='DescribeAddonConfigurationResponse',
-    output_cls=models.DescribeAddonConfigurationResponse,
     errors=('InvalidParameterException', 'ResourceNotFoundException', 'ServerException'),
 )
-DESCRIBE_ADDON_VERSIONS: Final = OperationSpec(
+DESCRIBE_ADDON_VERSIONS: Final[OperationSpec[models.DescribeAddonVersionsResponse]] = OperationSpec(
     name='DescribeAddonVersions',
     method='GET',
     uri='/addons/supported-versions',
     input_shape='DescribeAddonVersionsRequest',
     output_shape='DescribeAddonVersionsResponse',
-    output_cls=models.DescribeAddonVersionsResponse,
     errors=('InvalidParameterException', 'ResourceNotFoundException', 'ServerException'),
 )
-DESCRIBE_CAPABILITY: Final = OperationSpec(
+DESCRIBE_CAPABILITY: Final[OperationSpec[models.DescribeCapabilityResponse]] = OperationSpec(
     name='DescribeCapability',
     method='GET',
     uri='/clusters/{name}/capabilities/{capabilityName}',
     input_shape='DescribeCapabilityRequest',
     output_shape='DescribeCapabilityResponse',
-    output_cls=models.DescribeCapabilityResponse,
     errors=('AccessDeniedException', 'InvalidParameterException', 'ResourceNotFoundException', 'ServerException'),
 )
-DESCRIBE_CERTIFICATE_AUTHORITY: Final = OperationSpec(
+DESCRIBE_CERTIFICATE_AUTHORITY: Final[OperationSpec[models.DescribeCertificateAuthorityResponse]] = OperationSpec(
     name='DescribeCertificateAuthority',
     method='GET',
     uri='/clusters/{name}/certificate-authorities/{certificateAuthorityId}',
     input_shape='DescribeCertificateAuthorityRequest',
     output_shape='DescribeCertificateAuthorityResponse',
-    output_cls=models.DescribeCertificateAuthorityResponse,
     errors=('ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-DESCRIBE_CLUSTER: Final = OperationSpec(
+DESCRIBE_CLUSTER: Final[OperationSpec[models.DescribeClusterResponse]] = OperationSpec(
     name='DescribeCluster',
     method='GET',
     uri='/clusters/{name}',
     input_shape='DescribeClusterRequest',
     output_shape='DescribeClusterResponse',
-    output_cls=models.DescribeClusterResponse,
     errors=('ClientException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-DESCRIBE_CLUSTER_VERSIONS: Final = OperationSpec(
+DESCRIBE_CLUSTER_VERSIONS: Final[OperationSpec[models.DescribeClusterVersionsResponse]] = OperationSpec(
     name='DescribeClusterVersions',
     method='GET',
     uri='/cluster-versions',
     input_shape='DescribeClusterVersionsRequest',
     output_shape='DescribeClusterVersionsResponse',
-    output_cls=models.DescribeClusterVersionsResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ServerException'),
 )
-DESCRIBE_EKS_ANYWHERE_SUBSCRIPTION: Final = OperationSpec(
+DESCRIBE_EKS_ANYWHERE_SUBSCRIPTION: Final[OperationSpec[models.DescribeEksAnywhereSubscriptionResponse]] = OperationSpec(
     name='DescribeEksAnywhereSubscription',
     method='GET',
     uri='/eks-anywhere-subscriptions/{id}',
     input_shape='DescribeEksAnywhereSubscriptionRequest',
     output_shape='DescribeEksAnywhereSubscriptionResponse',
-    output_cls=models.DescribeEksAnywhereSubscriptionResponse,
     errors=('ClientException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-DESCRIBE_FARGATE_PROFILE: Final = OperationSpec(
+DESCRIBE_FARGATE_PROFILE: Final[OperationSpec[models.DescribeFargateProfileResponse]] = OperationSpec(
     name='DescribeFargateProfile',
     method='GET',
     uri='/clusters/{name}/fargate-profiles/{fargateProfileName}',
     input_shape='DescribeFargateProfileRequest',
     output_shape='DescribeFargateProfileResponse',
-    output_cls=models.DescribeFargateProfileResponse,
     errors=('ClientException', 'InvalidParameterException', 'ResourceNotFoundException', 'ServerException'),
 )
-DESCRIBE_IDENTITY_PROVIDER_CONFIG: Final = OperationSpec(
+DESCRIBE_IDENTITY_PROVIDER_CONFIG: Final[OperationSpec[models.DescribeIdentityProviderConfigResponse]] = OperationSpec(
     name='DescribeIdentityProviderConfig',
     method='POST',
     uri='/clusters/{name}/identity-provider-configs/describe',
     input_shape='DescribeIdentityProviderConfigRequest',
     output_shape='DescribeIdentityProviderConfigResponse',
-    output_cls=models.DescribeIdentityProviderConfigResponse,
     errors=('ClientException', 'InvalidParameterException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-DESCRIBE_INSIGHT: Final = OperationSpec(
+DESCRIBE_INSIGHT: Final[OperationSpec[models.DescribeInsightResponse]] = OperationSpec(
     name='DescribeInsight',
     method='GET',
     uri='/clusters/{name}/insights/{id}',
     input_shape='DescribeInsightRequest',
     output_shape='DescribeInsightResponse',
-    output_cls=models.DescribeInsightResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-DESCRIBE_INSIGHTS_REFRESH: Final = OperationSpec(
+DESCRIBE_INSIGHTS_REFRESH: Final[OperationSpec[models.DescribeInsightsRefreshResponse]] = OperationSpec(
     name='DescribeInsightsRefresh',
     method='GET',
     uri='/clusters/{name}/insights-refresh',
     input_shape='DescribeInsightsRefreshRequest',
     output_shape='DescribeInsightsRefreshResponse',
-    output_cls=models.DescribeInsightsRefreshResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-DESCRIBE_NODEGROUP: Final = OperationSpec(
+DESCRIBE_NODEGROUP: Final[OperationSpec[models.DescribeNodegroupResponse]] = OperationSpec(
     name='DescribeNodegroup',
     method='GET',
     uri='/clusters/{name}/node-groups/{nodegroupName}',
     input_shape='DescribeNodegroupRequest',
     output_shape='DescribeNodegroupResponse',
-    output_cls=models.DescribeNodegroupResponse,
     errors=('ClientException', 'InvalidParameterException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-DESCRIBE_POD_IDENTITY_ASSOCIATION: Final = OperationSpec(
+DESCRIBE_POD_IDENTITY_ASSOCIATION: Final[OperationSpec[models.DescribePodIdentityAssociationResponse]] = OperationSpec(
     name='DescribePodIdentityAssociation',
     method='GET',
     uri='/clusters/{name}/pod-identity-associations/{associationId}',
     input_shape='DescribePodIdentityAssociationRequest',
     output_shape='DescribePodIdentityAssociationResponse',
-    output_cls=models.DescribePodIdentityAssociationResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-DESCRIBE_UPDATE: Final = OperationSpec(
+DESCRIBE_UPDATE: Final[OperationSpec[models.DescribeUpdateResponse]] = OperationSpec(
     name='DescribeUpdate',
     method='GET',
     uri='/clusters/{name}/updates/{updateId}',
     input_shape='DescribeUpdateRequest',
     output_shape='DescribeUpdateResponse',
-    output_cls=models.DescribeUpdateResponse,
     errors=('ClientException', 'InvalidParameterException', 'ResourceNotFoundException', 'ServerException'),
 )
-DISASSOCIATE_ACCESS_POLICY: Final = OperationSpec(
+DISASSOCIATE_ACCESS_POLICY: Final[OperationSpec[models.DisassociateAccessPolicyResponse]] = OperationSpec(
     name='DisassociateAccessPolicy',
     method='DELETE',
     uri='/clusters/{name}/access-entries/{principalArn}/access-policies/{policyArn}',
     input_shape='DisassociateAccessPolicyRequest',
     output_shape='DisassociateAccessPolicyResponse',
-    output_cls=models.DisassociateAccessPolicyResponse,
     errors=('InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-DISASSOCIATE_IDENTITY_PROVIDER_CONFIG: Final = OperationSpec(
+DISASSOCIATE_IDENTITY_PROVIDER_CONFIG: Final[OperationSpec[models.DisassociateIdentityProviderConfigResponse]] = OperationSpec(
     name='DisassociateIdentityProviderConfig',
     method='POST',
     uri='/clusters/{name}/identity-provider-configs/disassociate',
     input_shape='DisassociateIdentityProviderConfigRequest',
     output_shape='DisassociateIdentityProviderConfigResponse',
-    output_cls=models.DisassociateIdentityProviderConfigResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException', 'ThrottlingException'),
 )
-LIST_ACCESS_ENTRIES: Final = OperationSpec(
+LIST_ACCESS_ENTRIES: Final[OperationSpec[models.ListAccessEntriesResponse]] = OperationSpec(
     name='ListAccessEntries',
     method='GET',
     uri='/clusters/{name}/access-entries',
     input_shape='ListAccessEntriesRequest',
     output_shape='ListAccessEntriesResponse',
-    output_cls=models.ListAccessEntriesResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-LIST_ACCESS_POLICIES: Final = OperationSpec(
+LIST_ACCESS_POLICIES: Final[OperationSpec[models.ListAccessPoliciesResponse]] = OperationSpec(
     name='ListAccessPolicies',
     method='GET',
     uri='/access-policies',
     input_shape='ListAccessPoliciesRequest',
     output_shape='ListAccessPoliciesResponse',
-    output_cls=models.ListAccessPoliciesResponse,
     errors=('ServerException',),
 )
-LIST_ADDONS: Final = OperationSpec(
+LIST_ADDONS: Final[OperationSpec[models.ListAddonsResponse]] = OperationSpec(
     name='ListAddons',
     method='GET',
     uri='/clusters/{name}/addons',
     input_shape='ListAddonsRequest',
     output_shape='ListAddonsResponse',
-    output_cls=models.ListAddonsResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-LIST_ASSOCIATED_ACCESS_POLICIES: Final = OperationSpec(
+LIST_ASSOCIATED_ACCESS_POLICIES: Final[OperationSpec[models.ListAssociatedAccessPoliciesResponse]] = OperationSpec(
     name='ListAssociatedAccessPolicies',
     method='GET',
     uri='/clusters/{name}/access-entries/{principalArn}/access-policies',
     input_shape='ListAssociatedAccessPoliciesRequest',
     output_shape='ListAssociatedAccessPoliciesResponse',
-    output_cls=models.ListAssociatedAccessPoliciesResponse,
     errors=('InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-LIST_CAPABILITIES: Final = OperationSpec(
+LIST_CAPABILITIES: Final[OperationSpec[models.ListCapabilitiesResponse]] = OperationSpec(
     name='ListCapabilities',
     method='GET',
     uri='/clusters/{name}/capabilities',
     input_shape='ListCapabilitiesRequest',
     output_shape='ListCapabilitiesResponse',
-    output_cls=models.ListCapabilitiesResponse,
     errors=('InvalidParameterException', 'ServerException'),
 )
-LIST_CERTIFICATE_AUTHORITIES: Final = OperationSpec(
+LIST_CERTIFICATE_AUTHORITIES: Final[OperationSpec[models.ListCertificateAuthoritiesResponse]] = OperationSpec(
     name='ListCertificateAuthorities',
     method='GET',
     uri='/clusters/{name}/certificate-authorities',
     input_shape='ListCertificateAuthoritiesRequest',
     output_shape='ListCertificateAuthoritiesResponse',
-    output_cls=models.ListCertificateAuthoritiesResponse,
     errors=('InvalidParameterException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-LIST_CLUSTERS: Final = OperationSpec(
+LIST_CLUSTERS: Final[OperationSpec[models.ListClustersResponse]] = OperationSpec(
     name='ListClusters',
     method='GET',
     uri='/clusters',
     input_shape='ListClustersRequest',
     output_shape='ListClustersResponse',
-    output_cls=models.ListClustersResponse,
     errors=('ClientException', 'InvalidParameterException', 'ServerException', 'ServiceUnavailableException'),
 )
-LIST_EKS_ANYWHERE_SUBSCRIPTIONS: Final = OperationSpec(
+LIST_EKS_ANYWHERE_SUBSCRIPTIONS: Final[OperationSpec[models.ListEksAnywhereSubscriptionsResponse]] = OperationSpec(
     name='ListEksAnywhereSubscriptions',
     method='GET',
     uri='/eks-anywhere-subscriptions',
     input_shape='ListEksAnywhereSubscriptionsRequest',
     output_shape='ListEksAnywhereSubscriptionsResponse',
-    output_cls=models.ListEksAnywhereSubscriptionsResponse,
     errors=('ClientException', 'InvalidParameterException', 'ServerException', 'ServiceUnavailableException'),
 )
-LIST_FARGATE_PROFILES: Final = OperationSpec(
+LIST_FARGATE_PROFILES: Final[OperationSpec[models.ListFargateProfilesResponse]] = OperationSpec(
     name='ListFargateProfiles',
     method='GET',
     uri='/clusters/{name}/fargate-profiles',
     input_shape='ListFargateProfilesRequest',
     output_shape='ListFargateProfilesResponse',
-    output_cls=models.ListFargateProfilesResponse,
     errors=('ClientException', 'InvalidParameterException', 'ResourceNotFoundException', 'ServerException'),
 )
-LIST_IDENTITY_PROVIDER_CONFIGS: Final = OperationSpec(
+LIST_IDENTITY_PROVIDER_CONFIGS: Final[OperationSpec[models.ListIdentityProviderConfigsResponse]] = OperationSpec(
     name='ListIdentityProviderConfigs',
     method='GET',
     uri='/clusters/{name}/identity-provider-configs',
     input_shape='ListIdentityProviderConfigsRequest',
     output_shape='ListIdentityProviderConfigsResponse',
-    output_cls=models.ListIdentityProviderConfigsResponse,
     errors=('ClientException', 'InvalidParameterException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-LIST_INSIGHTS: Final = OperationSpec(
+LIST_INSIGHTS: Final[OperationSpec[models.ListInsightsResponse]] = OperationSpec(
     name='ListInsights',
     method='POST',
     uri='/clusters/{name}/insights',
     input_shape='ListInsightsRequest',
     output_shape='ListInsightsResponse',
-    output_cls=models.ListInsightsResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-LIST_NODEGROUPS: Final = OperationSpec(
+LIST_NODEGROUPS: Final[OperationSpec[models.ListNodegroupsResponse]] = OperationSpec(
     name='ListNodegroups',
     method='GET',
     uri='/clusters/{name}/node-groups',
     input_shape='ListNodegroupsRequest',
     output_shape='ListNodegroupsResponse',
-    output_cls=models.ListNodegroupsResponse,
     errors=('ClientException', 'InvalidParameterException', 'ResourceNotFoundException', 'ServerException', 'ServiceUnavailableException'),
 )
-LIST_POD_IDENTITY_ASSOCIATIONS: Final = OperationSpec(
+LIST_POD_IDENTITY_ASSOCIATIONS: Final[OperationSpec[models.ListPodIdentityAssociationsResponse]] = OperationSpec(
     name='ListPodIdentityAssociations',
     method='GET',
     uri='/clusters/{name}/pod-identity-associations',
     input_shape='ListPodIdentityAssociationsRequest',
     output_shape='ListPodIdentityAssociationsResponse',
-    output_cls=models.ListPodIdentityAssociationsResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-LIST_TAGS_FOR_RESOURCE: Final = OperationSpec(
+LIST_TAGS_FOR_RESOURCE: Final[OperationSpec[models.ListTagsForResourceResponse]] = OperationSpec(
     name='ListTagsForResource',
     method='GET',
     uri='/tags/{resourceArn}',
     input_shape='ListTagsForResourceRequest',
     output_shape='ListTagsForResourceResponse',
-    output_cls=models.ListTagsForResourceResponse,
     errors=('BadRequestException', 'NotFoundException'),
 )
-LIST_UPDATES: Final = OperationSpec(
+LIST_UPDATES: Final[OperationSpec[models.ListUpdatesResponse]] = OperationSpec(
     name='ListUpdates',
     method='GET',
     uri='/clusters/{name}/updates',
     input_shape='ListUpdatesRequest',
     output_shape='ListUpdatesResponse',
-    output_cls=models.ListUpdatesResponse,
     errors=('ClientException', 'InvalidParameterException', 'ResourceNotFoundException', 'ServerException'),
 )
-REGISTER_CLUSTER: Final = OperationSpec(
+REGISTER_CLUSTER: Final[OperationSpec[models.RegisterClusterResponse]] = OperationSpec(
     name='RegisterCluster',
     method='POST',
     uri='/cluster-registrations',
     input_shape='RegisterClusterRequest',
     output_shape='RegisterClusterResponse',
-    output_cls=models.RegisterClusterResponse,
     errors=('AccessDeniedException', 'ClientException', 'InvalidParameterException', 'ResourceInUseException', 'ResourceLimitExceededException', 'ResourcePropagationDelayException', 'ServerException', 'ServiceUnavailableException'),
 )
-START_INSIGHTS_REFRESH: Final = OperationSpec(
+START_INSIGHTS_REFRESH: Final[OperationSpec[models.StartInsightsRefreshResponse]] = OperationSpec(
     name='StartInsightsRefresh',
     method='POST',
     uri='/clusters/{name}/insights-refresh',
     input_shape='StartInsightsRefreshRequest',
     output_shape='StartInsightsRefreshResponse',
-    output_cls=models.StartInsightsRefreshResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-TAG_RESOURCE: Final = OperationSpec(
+TAG_RESOURCE: Final[OperationSpec[models.TagResourceResponse]] = OperationSpec(
     name='TagResource',
     method='POST',
     uri='/tags/{resourceArn}',
     input_shape='TagResourceRequest',
     output_shape='TagResourceResponse',
-    output_cls=models.TagResourceResponse,
     errors=('BadRequestException', 'NotFoundException'),
 )
-UNTAG_RESOURCE: Final = OperationSpec(
+UNTAG_RESOURCE: Final[OperationSpec[models.UntagResourceResponse]] = OperationSpec(
     name='UntagResource',
     method='DELETE',
     uri='/tags/{resourceArn}',
     input_shape='UntagResourceRequest',
     output_shape='UntagResourceResponse',
-    output_cls=models.UntagResourceResponse,
     errors=('BadRequestException', 'NotFoundException'),
 )
-UPDATE_ACCESS_ENTRY: Final = OperationSpec(
+UPDATE_ACCESS_ENTRY: Final[OperationSpec[models.UpdateAccessEntryResponse]] = OperationSpec(
     name='UpdateAccessEntry',
     method='POST',
     uri='/clusters/{name}/access-entries/{principalArn}',
     input_shape='UpdateAccessEntryRequest',
     output_shape='UpdateAccessEntryResponse',
-    output_cls=models.UpdateAccessEntryResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-UPDATE_ADDON: Final = OperationSpec(
+UPDATE_ADDON: Final[OperationSpec[models.UpdateAddonResponse]] = OperationSpec(
     name='UpdateAddon',
     method='POST',
     uri='/clusters/{name}/addons/{addonName}/update',
     input_shape='UpdateAddonRequest',
     output_shape='UpdateAddonResponse',
-    output_cls=models.UpdateAddonResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException'),
 )
-UPDATE_CAPABILITY: Final = OperationSpec(
+UPDATE_CAPABILITY: Final[OperationSpec[models.UpdateCapabilityResponse]] = OperationSpec(
     name='UpdateCapability',
     method='POST',
     uri='/clusters/{name}/capabilities/{capabilityName}',
     input_shape='UpdateCapabilityRequest',
     output_shape='UpdateCapabilityResponse',
-    output_cls=models.UpdateCapabilityResponse,
     errors=('AccessDeniedException', 'InvalidParameterException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException'),
 )
-UPDATE_CLUSTER_CONFIG: Final = OperationSpec(
+UPDATE_CLUSTER_CONFIG: Final[OperationSpec[models.UpdateClusterConfigResponse]] = OperationSpec(
     name='UpdateClusterConfig',
     method='POST',
     uri='/clusters/{name}/update-config',
     input_shape='UpdateClusterConfigRequest',
     output_shape='UpdateClusterConfigResponse',
-    output_cls=models.UpdateClusterConfigResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException', 'ThrottlingException'),
 )
-UPDATE_CLUSTER_VERSION: Final = OperationSpec(
+UPDATE_CLUSTER_VERSION: Final[OperationSpec[models.UpdateClusterVersionResponse]] = OperationSpec(
     name='UpdateClusterVersion',
     method='POST',
     uri='/clusters/{name}/updates',
     input_shape='UpdateClusterVersionRequest',
     output_shape='UpdateClusterVersionResponse',
-    output_cls=models.UpdateClusterVersionResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'InvalidStateException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException', 'ThrottlingException'),
 )
-UPDATE_EKS_ANYWHERE_SUBSCRIPTION: Final = OperationSpec(
+UPDATE_EKS_ANYWHERE_SUBSCRIPTION: Final[OperationSpec[models.UpdateEksAnywhereSubscriptionResponse]] = OperationSpec(
     name='UpdateEksAnywhereSubscription',
     method='POST',
     uri='/eks-anywhere-subscriptions/{id}',
     input_shape='UpdateEksAnywhereSubscriptionRequest',
     output_shape='UpdateEksAnywhereSubscriptionResponse',
-    output_cls=models.UpdateEksAnywhereSubscriptionResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
-UPDATE_NODEGROUP_CONFIG: Final = OperationSpec(
+UPDATE_NODEGROUP_CONFIG: Final[OperationSpec[models.UpdateNodegroupConfigResponse]] = OperationSpec(
     name='UpdateNodegroupConfig',
     method='POST',
     uri='/clusters/{name}/node-groups/{nodegroupName}/update-config',
     input_shape='UpdateNodegroupConfigRequest',
     output_shape='UpdateNodegroupConfigResponse',
-    output_cls=models.UpdateNodegroupConfigResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException'),
 )
-UPDATE_NODEGROUP_VERSION: Final = OperationSpec(
+UPDATE_NODEGROUP_VERSION: Final[OperationSpec[models.UpdateNodegroupVersionResponse]] = OperationSpec(
     name='UpdateNodegroupVersion',
     method='POST',
     uri='/clusters/{name}/node-groups/{nodegroupName}/update-version',
     input_shape='UpdateNodegroupVersionRequest',
     output_shape='UpdateNodegroupVersionResponse',
-    output_cls=models.UpdateNodegroupVersionResponse,
     errors=('ClientException', 'InvalidParameterException', 'InvalidRequestException', 'ResourceInUseException', 'ResourceNotFoundException', 'ServerException'),
 )
-UPDATE_POD_IDENTITY_ASSOCIATION: Final = OperationSpec(
+UPDATE_POD_IDENTITY_ASSOCIATION: Final[OperationSpec[models.UpdatePodIdentityAssociationResponse]] = OperationSpec(
     name='UpdatePodIdentityAssociation',
     method='POST',
     uri='/clusters/{name}/pod-identity-associations/{associationId}',
     input_shape='UpdatePodIdentityAssociationRequest',
     output_shape='UpdatePodIdentityAssociationResponse',
-    output_cls=models.UpdatePodIdentityAssociationResponse,
     errors=('InvalidParameterException', 'InvalidRequestException', 'ResourceNotFoundException', 'ServerException'),
 )
 

@@ -4,41 +4,44 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .._paginate import Paginator, PaginatorCore
 from . import operations as _ops
-from .models import (
-    AccessPolicy,
-    AddonInfo,
-    AssociatedAccessPolicy,
-    CapabilitySummary,
-    CertificateAuthoritySummary,
-    ClusterVersionInformation,
-    ClusterVersionStatus,
-    DescribeAddonVersionsResponse,
-    DescribeClusterVersionsResponse,
-    EksAnywhereSubscription,
-    EksAnywhereSubscriptionStatus,
-    IdentityProviderConfig,
-    InsightsFilter,
-    InsightSummary,
-    ListAccessEntriesResponse,
-    ListAccessPoliciesResponse,
-    ListAddonsResponse,
-    ListAssociatedAccessPoliciesResponse,
-    ListCapabilitiesResponse,
-    ListCertificateAuthoritiesResponse,
-    ListClustersResponse,
-    ListEksAnywhereSubscriptionsResponse,
-    ListFargateProfilesResponse,
-    ListIdentityProviderConfigsResponse,
-    ListInsightsResponse,
-    ListNodegroupsResponse,
-    ListPodIdentityAssociationsResponse,
-    ListUpdatesResponse,
-    PodIdentityAssociationSummary,
-    VersionStatus,
-)
+
+if TYPE_CHECKING:
+    from .models import (
+        AccessPolicy,
+        AddonInfo,
+        AssociatedAccessPolicy,
+        CapabilitySummary,
+        CertificateAuthoritySummary,
+        ClusterVersionInformation,
+        ClusterVersionStatus,
+        DescribeAddonVersionsResponse,
+        DescribeClusterVersionsResponse,
+        EksAnywhereSubscription,
+        EksAnywhereSubscriptionStatus,
+        IdentityProviderConfig,
+        InsightsFilter,
+        InsightSummary,
+        ListAccessEntriesResponse,
+        ListAccessPoliciesResponse,
+        ListAddonsResponse,
+        ListAssociatedAccessPoliciesResponse,
+        ListCapabilitiesResponse,
+        ListCertificateAuthoritiesResponse,
+        ListClustersResponse,
+        ListEksAnywhereSubscriptionsResponse,
+        ListFargateProfilesResponse,
+        ListIdentityProviderConfigsResponse,
+        ListInsightsResponse,
+        ListNodegroupsResponse,
+        ListPodIdentityAssociationsResponse,
+        ListUpdatesResponse,
+        PodIdentityAssociationSummary,
+        VersionStatus,
+    )
 
 
 class ModelPaginators(PaginatorCore):

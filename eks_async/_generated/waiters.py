@@ -4,18 +4,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .._waiter_api import WaiterCore, WaiterSpec
 from .._waiters import Acceptor, WaiterConfig, WaitProgress
 from . import operations as _ops
-from .models import (
-    DescribeAddonResponse,
-    DescribeClusterResponse,
-    DescribeFargateProfileResponse,
-    DescribeNodegroupResponse,
-    DescribeUpdateResponse,
-)
+
+if TYPE_CHECKING:
+    from .models import (
+        DescribeAddonResponse,
+        DescribeClusterResponse,
+        DescribeFargateProfileResponse,
+        DescribeNodegroupResponse,
+        DescribeUpdateResponse,
+    )
 
 WAITERS: Final[dict[str, WaiterSpec]] = {
     'AddonActive': WaiterSpec(
