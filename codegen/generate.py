@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from codegen.endpoints import render_endpoints
+from codegen.endpoints import render_endpoints, render_sts_endpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "eks_async" / "_generated"
@@ -434,6 +434,7 @@ def render_client(model: Model) -> str:
         "from . import operations as _ops",
         "",
         "if TYPE_CHECKING:",
+        "    from .._waiters import WaiterConfig",
         "    from .models import (",
         *[f"        {n}," for n in sorted(used, key=lambda n: (n.lower(), n))],
         "    )",
@@ -453,7 +454,7 @@ def render_client(model: Model) -> str:
         signature = ["        *,", *params] if params else []
         args = f"({', '.join(values)}{',' if len(values) == 1 else ''})"
         if name in WAIT_OPERATIONS:
-            signature.append("        wait: bool = False,")
+            signature.append("        wait: bool | WaiterConfig = False,")
             args += ", wait=wait"
         body += [
             f"    async def {snake(name)}(",
@@ -617,6 +618,7 @@ def render_all(bdir: Path) -> dict[str, str]:
         "client.py": render_client(model),
     }
     files["endpoints.py"] = render_endpoints(bdir)
+    files["sts_endpoints.py"] = render_sts_endpoints(bdir)
     files["waiters.py"] = render_waiters(model, waiters)
     files["paginators.py"] = render_paginators(model, paginators)
     return files

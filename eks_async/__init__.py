@@ -27,6 +27,7 @@ from ._generated.errors import *  # noqa: F403
 from ._paginate import Paginator
 from ._response import ResponseMetadata
 from ._retry import RetryConfig, instant_retries, set_instant_retries
+from ._token import ClusterToken
 from ._version import __version__
 from ._waiters import (
     WaiterConfig,
@@ -37,6 +38,7 @@ from ._waiters import (
 )
 
 __all__ = [
+    "ClusterToken",
     "ConfigurationError",
     "Credentials",
     "CredentialsError",

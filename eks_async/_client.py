@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._generated.client import EKSOperations
 from ._generated.paginators import ModelPaginators
 from ._generated.waiters import ModelWaiters
 from ._waiter_api import IdentityWaiters
+from ._waiters import WaiterConfig
+
+if TYPE_CHECKING:
+    from ._token import ClusterToken, TokenSource
 
 
 class Waiters(IdentityWaiters, ModelWaiters):
@@ -30,6 +34,8 @@ class EKSClient(EKSOperations):
     any number of concurrent tasks over one pool of connections.
     """
 
+    _tokens: TokenSource | None = None
+
     @cached_property
     def waiters(self) -> Waiters:
         """Waiters that poll until a change has propagated (see ``Waiters``)."""
@@ -40,12 +46,46 @@ class EKSClient(EKSOperations):
         """Paginators: ``async for item in eks.paginate.list_clusters():``."""
         return Paginators(self)
 
-    async def _wait_after(self, operation: str, values: tuple[Any, ...], output: Any) -> None:
+    async def get_token(
+        self,
+        *,
+        cluster_name: str | None = None,
+        cluster_id: str | None = None,
+        role_arn: str | None = None,
+        session_name: str = "EKSGetTokenAuth",
+    ) -> ClusterToken:
+        """A bearer token for the cluster's Kubernetes API, as ``aws eks get-token`` makes it.
+
+        Give ``cluster_name``, or ``cluster_id`` for a local cluster on Outposts. With
+        ``role_arn`` the role is assumed first. Tokens are signed with this client's
+        credentials and cached until a minute before they expire.
+        """
+        if self._tokens is None:
+            if self._endpoint is None:
+                await self._setup()
+            assert self._region is not None
+            from ._token import TokenSource
+
+            self._tokens = TokenSource(
+                region=self._region, use_fips=self._use_fips, credentials=self._credentials
+            )
+        return await self._tokens.get_token(
+            cluster_name=cluster_name,
+            cluster_id=cluster_id,
+            role_arn=role_arn,
+            session_name=session_name,
+        )
+
+    async def _wait_after(
+        self, operation: str, values: tuple[Any, ...], output: Any, config: WaiterConfig | None
+    ) -> None:
         waiters = self.waiters
         cluster = values[0]
         if operation == "CreatePodIdentityAssociation":
             await waiters.pod_identity_association_visible(
-                cluster_name=cluster, association_id=output.association.association_id
+                cluster_name=cluster,
+                association_id=output.association.association_id,
+                config=config,
             )
         elif operation == "UpdatePodIdentityAssociation":
             await waiters.pod_identity_association_updated(
@@ -53,22 +93,32 @@ class EKSClient(EKSOperations):
                 association_id=output.association.association_id,
                 role_arn=output.association.role_arn,
                 target_role_arn=output.association.target_role_arn,
+                config=config,
             )
         elif operation == "DeletePodIdentityAssociation":
             await waiters.pod_identity_association_deleted(
-                cluster_name=cluster, association_id=output.association.association_id
+                cluster_name=cluster,
+                association_id=output.association.association_id,
+                config=config,
             )
         elif operation == "AssociateIdentityProviderConfig":
-            await waiters.update_successful(cluster_name=cluster, update_id=output.update.id)
+            await waiters.update_successful(
+                cluster_name=cluster, update_id=output.update.id, config=config
+            )
             await waiters.identity_provider_config_active(
-                cluster_name=cluster, name=values[1].identity_provider_config_name
+                cluster_name=cluster,
+                name=values[1].identity_provider_config_name,
+                config=config,
             )
         elif operation == "DisassociateIdentityProviderConfig":
-            await waiters.update_successful(cluster_name=cluster, update_id=output.update.id)
+            await waiters.update_successful(
+                cluster_name=cluster, update_id=output.update.id, config=config
+            )
             await waiters.identity_provider_config_deleted(
                 cluster_name=cluster,
                 name=values[1].name,
                 type=values[1].type,
+                config=config,
             )
         else:  # pragma: no cover - the generator offers wait= only for the ones above
             raise NotImplementedError(operation)

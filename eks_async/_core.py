@@ -232,16 +232,18 @@ class ClientCore:
         return await self._invoke(op, values)
 
     async def _invoke(
-        self, op: OperationSpec[T], values: tuple[Any, ...], *, wait: bool = False
+        self, op: OperationSpec[T], values: tuple[Any, ...], *, wait: Any = False
     ) -> T:
         path, body = serialize(op, values)
         result: T = await self._send(op, path, body)
-        if wait:
-            await self._wait_after(op.name, values, result)
+        if wait is not False:
+            await self._wait_after(op.name, values, result, None if wait is True else wait)
         return result
 
-    async def _wait_after(self, operation: str, values: tuple[Any, ...], output: Any) -> None:
-        """Wait until the change ``operation`` made is visible (``wait=True``)."""
+    async def _wait_after(
+        self, operation: str, values: tuple[Any, ...], output: Any, config: Any
+    ) -> None:
+        """Wait until the change ``operation`` made is visible (``wait=True`` or a config)."""
         raise NotImplementedError(operation)  # pragma: no cover - EKSClient provides it
 
     def with_options(

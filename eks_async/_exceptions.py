@@ -137,6 +137,20 @@ class ServiceError(EKSAsyncError):
             setattr(self, py_name, data.get(wire_name))
         super().__init__(code, message)
 
+    @property
+    def is_throttling(self) -> bool:
+        """Whether EKS throttled the call (HTTP 429 or a throttling code)."""
+        from ._retry import THROTTLING_CODES
+
+        return self.http_status == 429 or self.code in THROTTLING_CODES
+
+    @property
+    def is_retryable(self) -> bool:
+        """Whether the retry layer retries this error (throttling or a transient fault)."""
+        from ._retry import classify
+
+        return classify(self) is not None
+
     def __str__(self) -> str:
         where = f"{self.operation}: " if self.operation else ""
         return (

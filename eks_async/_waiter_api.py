@@ -14,13 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import attrs
 
 from ._exceptions import EKSAsyncError, ServiceError
-from ._generated import operations as _ops
-from ._generated.models import (
-    DescribeIdentityProviderConfigResponse,
-    DescribePodIdentityAssociationResponse,
-    DescribeUpdateResponse,
-    IdentityProviderConfig,
-)
+from ._generated import models
 from ._operation import OperationSpec
 from ._waiters import (
     Acceptor,
@@ -32,13 +26,18 @@ from ._waiters import (
 )
 
 if TYPE_CHECKING:
-    from ._core import ClientCore
+    from ._generated.client import EKSOperations
+    from ._generated.models import (
+        DescribeIdentityProviderConfigResponse,
+        DescribePodIdentityAssociationResponse,
+        DescribeUpdateResponse,
+    )
 
 Progress = Callable[[WaitProgress], None] | None
 T = TypeVar("T")
 
-#: Seconds: associations show within seconds (EKS-FACTS: pods see them after ~5-10 s).
-ASSOCIATION_DEFAULTS = WaiterConfig(min_delay=1.0, max_delay=10.0, max_wait=120.0)
+#: Seconds: associations show within seconds (pods get credentials after about 5-10 s).
+ASSOCIATION_DEFAULTS = WaiterConfig(min_delay=2.0, max_delay=10.0, max_wait=120.0)
 #: Identity provider updates: tens of minutes (Terraform's default timeout is 40 minutes).
 UPDATE_DEFAULTS = WaiterConfig(min_delay=5.0, max_delay=60.0, max_wait=45 * 60.0)
 
@@ -74,7 +73,7 @@ class WaiterCore:
 
     __slots__ = ("_client",)
 
-    def __init__(self, client: ClientCore) -> None:
+    def __init__(self, client: EKSOperations) -> None:
         self._client = client
 
     async def _model_wait(
@@ -130,10 +129,14 @@ class IdentityWaiters(WaiterCore):
         update's. Give ``nodegroup_name``, ``addon_name`` or ``capability_name`` for those
         kinds of update. Default: up to 45 minutes, polls from 5 s growing to 60 s.
         """
-        values = (cluster_name, update_id, nodegroup_name, addon_name, capability_name)
-
         async def poll() -> DescribeUpdateResponse:
-            return await self._client._invoke(_ops.DESCRIBE_UPDATE, values)
+            return await self._client.describe_update(
+                name=cluster_name,
+                update_id=update_id,
+                nodegroup_name=nodegroup_name,
+                addon_name=addon_name,
+                capability_name=capability_name,
+            )
 
         def decide(output: Any, error: EKSAsyncError | None) -> Decision:
             if error is not None:
@@ -201,10 +204,12 @@ class IdentityWaiters(WaiterCore):
         *,
         deleted: bool,
     ) -> Any:
-        values = (cluster_name, IdentityProviderConfig(type=kind, name=name))
+        config_ref = models.IdentityProviderConfig(type=kind, name=name)
 
         async def poll() -> DescribeIdentityProviderConfigResponse:
-            return await self._client._invoke(_ops.DESCRIBE_IDENTITY_PROVIDER_CONFIG, values)
+            return await self._client.describe_identity_provider_config(
+                cluster_name=cluster_name, identity_provider_config=config_ref
+            )
 
         def decide(output: Any, error: EKSAsyncError | None) -> Decision:
             if error is not None:
@@ -237,7 +242,7 @@ class IdentityWaiters(WaiterCore):
         and service account) includes it; returns the Describe output.
 
         ResourceNotFoundException is the propagation window after a create, so it is
-        polled through. Default: up to 2 minutes, polls from 1 s growing to 10 s.
+        polled through. Default: up to 2 minutes, polls from 2 s growing to 10 s.
         """
 
         async def poll() -> DescribePodIdentityAssociationResponse | None:
@@ -268,7 +273,7 @@ class IdentityWaiters(WaiterCore):
 
         result = await Waiter("pod_identity_association_visible", poll, decide,
                               _merge(ASSOCIATION_DEFAULTS, config), on_progress).run()
-        return cast(DescribePodIdentityAssociationResponse, result)
+        return cast("DescribePodIdentityAssociationResponse", result)
 
     async def pod_identity_association_updated(
         self,
@@ -325,6 +330,6 @@ class IdentityWaiters(WaiterCore):
     async def _describe_association(
         self, cluster_name: str, association_id: str
     ) -> DescribePodIdentityAssociationResponse:
-        return await self._client._invoke(
-            _ops.DESCRIBE_POD_IDENTITY_ASSOCIATION, (cluster_name, association_id)
+        return await self._client.describe_pod_identity_association(
+            cluster_name=cluster_name, association_id=association_id
         )

@@ -418,3 +418,12 @@ async def test_adaptive_mode_paces_requests_once_throttled() -> None:
         await eks.list_clusters()
         limiter = eks._limiter
         assert limiter is not None and limiter.enabled
+
+
+def test_errors_say_whether_they_are_throttling_and_retryable() -> None:
+    throttled = _service_error(429, "TooManyRequestsException")
+    assert throttled.is_throttling and throttled.is_retryable
+    server = _service_error(500, "ServerException")
+    assert not server.is_throttling and server.is_retryable
+    missing = _service_error(404, "ResourceNotFoundException")
+    assert not missing.is_throttling and not missing.is_retryable

@@ -21,5 +21,10 @@ def test_mypy_strict() -> None:
 
 
 def test_ruff() -> None:
-    result = _run("ruff", "check", "eks_async", "tests", "codegen")
+    result = _run("ruff", "check", "eks_async", "tests", "codegen", "examples", "benchmarks")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_on_the_examples() -> None:
+    result = _run("mypy", "--strict", "--explicit-package-bases", "examples")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -10,6 +10,7 @@ from .._core import ClientCore
 from . import operations as _ops
 
 if TYPE_CHECKING:
+    from .._waiters import WaiterConfig
     from .models import (
         AccessScope,
         ActivateCertificateAuthorityResponse,
@@ -171,7 +172,7 @@ class EKSOperations(ClientCore):
         oidc: OidcIdentityProviderConfigRequest,
         tags: Mapping[str, str] | None = None,
         client_request_token: str | None = None,
-        wait: bool = False,
+        wait: bool | WaiterConfig = False,
     ) -> AssociateIdentityProviderConfigResponse:
         """``AssociateIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateIdentityProviderConfig.html"""
         return await self._invoke(_ops.ASSOCIATE_IDENTITY_PROVIDER_CONFIG, (cluster_name, oidc, tags, client_request_token), wait=wait)
@@ -337,7 +338,7 @@ class EKSOperations(ClientCore):
         disable_session_tags: bool | None = None,
         target_role_arn: str | None = None,
         policy: str | None = None,
-        wait: bool = False,
+        wait: bool | WaiterConfig = False,
     ) -> CreatePodIdentityAssociationResponse:
         """``CreatePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreatePodIdentityAssociation.html"""
         return await self._invoke(_ops.CREATE_POD_IDENTITY_ASSOCIATION, (cluster_name, namespace, service_account, role_arn, client_request_token, tags, disable_session_tags, target_role_arn, policy), wait=wait)
@@ -419,7 +420,7 @@ class EKSOperations(ClientCore):
         *,
         cluster_name: str,
         association_id: str,
-        wait: bool = False,
+        wait: bool | WaiterConfig = False,
     ) -> DeletePodIdentityAssociationResponse:
         """``DeletePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeletePodIdentityAssociation.html"""
         return await self._invoke(_ops.DELETE_POD_IDENTITY_ASSOCIATION, (cluster_name, association_id), wait=wait)
@@ -603,7 +604,7 @@ class EKSOperations(ClientCore):
         cluster_name: str,
         identity_provider_config: IdentityProviderConfig,
         client_request_token: str | None = None,
-        wait: bool = False,
+        wait: bool | WaiterConfig = False,
     ) -> DisassociateIdentityProviderConfigResponse:
         """``DisassociateIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DisassociateIdentityProviderConfig.html"""
         return await self._invoke(_ops.DISASSOCIATE_IDENTITY_PROVIDER_CONFIG, (cluster_name, identity_provider_config, client_request_token), wait=wait)
@@ -925,7 +926,7 @@ class EKSOperations(ClientCore):
         disable_session_tags: bool | None = None,
         target_role_arn: str | None = None,
         policy: str | None = None,
-        wait: bool = False,
+        wait: bool | WaiterConfig = False,
     ) -> UpdatePodIdentityAssociationResponse:
         """``UpdatePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdatePodIdentityAssociation.html"""
         return await self._invoke(_ops.UPDATE_POD_IDENTITY_ASSOCIATION, (cluster_name, association_id, role_arn, client_request_token, disable_session_tags, target_role_arn, policy), wait=wait)

@@ -1,0 +1,1 @@
+"""Benchmarks of eks_async against aiobotocore: ``python -m benchmarks`` (``--quick``)."""

@@ -1,0 +1,5 @@
+"""``python -m benchmarks``: every benchmark, one table (see ``benchmarks/run.py``)."""
+
+from .run import main
+
+main()

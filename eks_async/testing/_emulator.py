@@ -1,0 +1,443 @@
+"""``EKSEmulator``: one emulated EKS endpoint, whatever carries its requests.
+
+A request goes through the same steps however it arrives (the in-process transport, the
+HTTP server): the admin API under ``/_emulator/`` is answered first; otherwise the route
+is found, the signature checked, a fault decided (scripted, then seeded chance), the input
+decoded and checked, the operation run against the state under a lock, and the outcome
+counted and shown to listeners. A dropped connection is an answer marked ``drop``; the
+carrier turns it into a closed socket or an ``httpx`` transport error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import logging
+import random
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from ._clock import Clock, ManualClock, ScaledClock
+from ._config import EmulatorConfig, Fault
+from ._faults import FaultPlanner, ScriptedFault
+from ._service import EMULATED_OPERATIONS, CallContext, EKSService, FailUpdate
+from ._signing import (
+    REGION,
+    TEST_ACCESS_KEY_ID,
+    TEST_SECRET_ACCESS_KEY,
+    SignatureVerifier,
+    utc_now,
+)
+from ._wire import (
+    EmulatorRequest,
+    EmulatorResponse,
+    WireError,
+    decode_input,
+    error_response,
+    json_response,
+    match_route,
+)
+
+if TYPE_CHECKING:
+    from .._client import EKSClient
+    from ._transport import EmulatorTransport
+
+__all__ = ["ADMIN_PREFIX", "CallCounts", "EKSEmulator", "Exchange"]
+
+logger = logging.getLogger("eks_async.testing")
+
+#: Requests under this path control the emulator instead of calling EKS.
+ADMIN_PREFIX: Final = "/_emulator/"
+UNKNOWN_OPERATION: Final = "UnknownOperation"
+_OUTCOMES: Final = ("ok", "throttled", "error", "dropped")
+_FAULT_ERRORS: Final = {
+    Fault.SERVER_ERROR: ("ServerException", "An internal error occurred. Try again."),
+    Fault.UNAVAILABLE: (
+        "ServiceUnavailableException",
+        "The service is unavailable. Try again later.",
+    ),
+}
+_THROTTLE_MESSAGES: Final = {
+    "ThrottlingException": "Rate exceeded",
+    "TooManyRequestsException": "Too Many Requests",
+}
+
+
+@attrs.frozen(kw_only=True)
+class CallCounts:
+    """How the calls of one operation ended."""
+
+    ok: int = 0
+    throttled: int = 0
+    error: int = 0
+    dropped: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.throttled + self.error + self.dropped
+
+
+@attrs.frozen(kw_only=True)
+class Exchange:
+    """One call as the emulator answered it, for listeners (``add_listener``)."""
+
+    #: The operation's model name, or ``"UnknownOperation"`` when no route matched.
+    operation: str
+    method: str
+    path: str
+    query: str
+    #: ``ok``, ``throttled``, ``error`` or ``dropped``.
+    outcome: str
+    #: The injected fault, if any.
+    fault: Fault | None
+    #: The answer; for a dropped call, the one that was never sent (or none, if dropped
+    #: before the emulator acted: then status 0 and an empty body).
+    response: EmulatorResponse
+
+
+Listener = Callable[[Exchange], None]
+
+
+class EKSEmulator:
+    """An in-memory EKS for tests: identity operations, eventual consistency, faults, SigV4.
+
+    ``EKSEmulator(seed=7, verify_signatures=False)`` takes ``EmulatorConfig`` fields as
+    keywords, or a whole ``config=``. ``clock`` defaults to a ``ScaledClock`` running at
+    ``config.time_scale``; pass a ``ManualClock`` to move time by hand. Signatures are
+    checked against ``signature_clock`` (the wall clock, epoch seconds), since clients
+    sign with real time. Thread-safe: the background server and a test may use it at once.
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        signature_clock: Callable[[], float] | None = None,
+        **settings: Any,
+    ) -> None:
+        config = config or EmulatorConfig()
+        if settings:
+            config = attrs.evolve(config, **settings)
+        self._config = config
+        self._clock: Clock = clock if clock is not None else ScaledClock(config.time_scale)
+        self._signature_clock = signature_clock or utc_now
+        self._lock = threading.RLock()
+        self._verifier = SignatureVerifier()
+        self._service = EKSService(config)
+        self._faults = FaultPlanner(config.seed)
+        self._counts: dict[str, dict[str, int]] = {}
+        self._listeners: list[Listener] = []
+        self._request_ids = random.Random(f"{config.seed}/requests")
+
+    def __repr__(self) -> str:
+        return f"EKSEmulator(seed={self._config.seed}, clock={self._clock!r})"
+
+    # --- configuration ---------------------------------------------------------------------
+
+    @property
+    def config(self) -> EmulatorConfig:
+        return self._config
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def configure(self, config: EmulatorConfig | None = None, **settings: Any) -> EmulatorConfig:
+        """Change settings from now on (``EmulatorConfig`` fields as keywords); returns them.
+
+        A new seed restarts the random sequences (ids, delays, faults) without clearing
+        the state; a new time scale changes the speed of the emulator's own clock.
+        """
+        with self._lock:
+            new = config or self._config
+            if settings:
+                new = attrs.evolve(new, **settings)
+            self._apply(new)
+            return new
+
+    def _apply(self, new: EmulatorConfig) -> None:
+        old, self._config = self._config, new
+        self._service.config = new
+        if new.seed != old.seed:
+            self._reseed(new.seed)
+        if new.time_scale != old.time_scale and isinstance(self._clock, ScaledClock):
+            self._clock.time_scale = new.time_scale
+
+    def _reseed(self, seed: int) -> None:
+        self._faults.reseed(seed)
+        self._request_ids = random.Random(f"{seed}/requests")
+        self._service.reseed(seed)
+
+    def reset(self, *, seed: int | None = None) -> None:
+        """Forget all state, scripted faults and counts; random sequences start again."""
+        with self._lock:
+            if seed is not None:
+                self._config = attrs.evolve(self._config, seed=seed)
+                self._service.config = self._config
+            seed = self._config.seed
+            self._service.reset(seed)
+            self._faults.reset(seed)
+            self._counts.clear()
+            self._request_ids = random.Random(f"{seed}/requests")
+
+    def register_credentials(
+        self,
+        access_key_id: str,
+        secret_access_key: str,
+        *,
+        session_token: str | None = None,
+        account_id: str | None = None,
+    ) -> None:
+        """Accept these keys too; their requests see the state of ``account_id``."""
+        self._verifier.register(
+            access_key_id,
+            secret_access_key,
+            session_token=session_token,
+            account_id=account_id or self._config.default_account_id,
+        )
+
+    # --- faults, counters, listeners -------------------------------------------------------
+
+    def script(
+        self,
+        operation: str,
+        fault: Fault | str,
+        *,
+        times: int = 1,
+        message: str | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        """Make the next ``times`` calls of ``operation`` (``"*"``: any) meet ``fault``.
+
+        ``emulator.script("DescribeUpdate", Fault.SERVER_ERROR, times=2)`` fails the next
+        two DescribeUpdate calls with 500. ``Fault.FAIL_UPDATE`` makes the Update the next
+        identity provider call starts end ``Failed`` with ``error_code``/``message``.
+        """
+        entry = ScriptedFault(fault=Fault(fault), message=message, error_code=error_code)
+        with self._lock:
+            self._faults.script(operation, entry, times)
+
+    def counters(self) -> dict[str, CallCounts]:
+        """Calls so far, by operation and outcome."""
+        with self._lock:
+            return {op: CallCounts(**counts) for op, counts in sorted(self._counts.items())}
+
+    def calls(self, operation: str) -> CallCounts:
+        with self._lock:
+            return CallCounts(**self._counts.get(operation, {}))
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` with an ``Exchange`` after every answer (or drop)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.remove(listener)
+
+    # --- time ------------------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move a ``ManualClock`` forward by ``seconds`` EKS seconds."""
+        if not isinstance(self._clock, ManualClock):
+            raise TypeError("advance() needs the emulator to run on a ManualClock")
+        self._clock.advance(seconds)
+
+    def settle(self) -> float:
+        """Move a ``ManualClock`` to when every change so far is seen and finished.
+
+        Returns the EKS seconds it moved.
+        """
+        with self._lock:
+            target = self._service.pending_until()
+        step = max(0.0, target - self._clock.monotonic())
+        self.advance(step)
+        return step
+
+    # --- set-up for tests ------------------------------------------------------------------
+
+    def add_cluster(
+        self,
+        name: str,
+        *,
+        region: str | None = None,
+        account_id: str | None = None,
+        active: bool = True,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Put a cluster in the state directly (ACTIVE at once, or CREATING); its ARN."""
+        with self._lock:
+            ctx = self._context(account_id, region)
+            params: dict[str, Any] = {"tags": dict(tags)} if tags else {}
+            return self._service.add_cluster(ctx, name, params, 0.0 if active else None).arn
+
+    def _context(
+        self,
+        account_id: str | None,
+        region: str | None,
+        fail_update: FailUpdate | None = None,
+    ) -> CallContext:
+        return CallContext(
+            account_id=account_id or self._config.default_account_id,
+            region=region or self._config.default_region,
+            now=self._clock.monotonic(),
+            epoch=self._clock.time(),
+            fail_update=fail_update,
+        )
+
+    # --- carriers --------------------------------------------------------------------------
+
+    def transport(self) -> EmulatorTransport:
+        """An ``httpx.AsyncBaseTransport`` answering from this emulator, with no sockets."""
+        from ._transport import EmulatorTransport
+
+        return EmulatorTransport(self)
+
+    def client(self, **kwargs: Any) -> EKSClient:
+        """An ``EKSClient`` wired to this emulator in-process, with the test credentials."""
+        from .._client import EKSClient
+
+        kwargs.setdefault("region", self._config.default_region)
+        kwargs.setdefault("aws_access_key_id", TEST_ACCESS_KEY_ID)
+        kwargs.setdefault("aws_secret_access_key", TEST_SECRET_ACCESS_KEY)
+        kwargs.setdefault("transport", self.transport())
+        return EKSClient(**kwargs)
+
+    @contextlib.asynccontextmanager
+    async def serve(self, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+        """Serve over HTTP on this event loop while the block runs; yields the base URL."""
+        from ._server import serve
+
+        async with serve(self, host=host, port=port) as url:
+            yield url
+
+    # --- one request -----------------------------------------------------------------------
+
+    async def handle(self, request: EmulatorRequest) -> EmulatorResponse:
+        """Answer one request (never raises for anything a client sends)."""
+        if request.path.startswith(ADMIN_PREFIX) or request.path == ADMIN_PREFIX.rstrip("/"):
+            from ._admin import handle_admin
+
+            return handle_admin(self, request)
+        with self._lock:
+            request_id = str(uuid.UUID(int=self._request_ids.getrandbits(128), version=4))
+        matched = match_route(request.method, request.path)
+        op_name = matched[0].op.name if matched is not None else UNKNOWN_OPERATION
+        try:
+            account_id, region = self._identify(request)
+        except WireError as exc:
+            return self._finish(op_name, request, error_response(exc, request_id), "error")
+        if matched is None:
+            error = WireError(
+                "UnknownOperationException",
+                f"eks_async emulator: no EKS operation is at {request.method[:10]} "
+                f"{request.path[:200]}",
+            )
+            return self._finish(op_name, request, error_response(error, request_id), "error")
+        route, labels = matched
+
+        with self._lock:
+            decision = self._faults.decide(op_name, self._config.rates_for(op_name))
+            throttle_code = self._config.throttle_code
+        if decision.latency > 0:
+            await self._clock.sleep(decision.latency)
+        fault = decision.fault
+        if fault is Fault.THROTTLE:
+            message = decision.message or _THROTTLE_MESSAGES[throttle_code]
+            response = error_response(WireError(throttle_code, message), request_id)
+            return self._finish(op_name, request, response, "throttled", fault)
+        if fault in _FAULT_ERRORS:
+            assert fault is not None
+            code, default_message = _FAULT_ERRORS[fault]
+            error = WireError(code, decision.message or default_message)
+            return self._finish(op_name, request, error_response(error, request_id), "error", fault)
+        if fault is Fault.DROP_BEFORE:
+            response = EmulatorResponse(status=0, headers=(), body=b"", drop=True)
+            return self._finish(op_name, request, response, "dropped", fault)
+
+        outcome = "ok"
+        with self._lock:
+            ctx = self._context(account_id, region, decision.fail_update)
+            try:
+                if op_name not in EMULATED_OPERATIONS:
+                    raise WireError(
+                        "InvalidRequestException",
+                        f"eks_async emulator: operation {op_name} is not emulated",
+                    )
+                params = decode_input(route, labels, request.query, request.body)
+                result = self._service.call(op_name, ctx, params)
+                response = json_response(200, result, request_id)
+            except WireError as exc:
+                response = error_response(exc, request_id)
+                outcome = "error"
+            except Exception:  # a bug of the emulator: still answer as EKS would
+                logger.exception("eks_async emulator: %s failed", op_name)
+                error = WireError("ServerException", "eks_async emulator: internal error")
+                response = error_response(error, request_id)
+                outcome = "error"
+        if fault is Fault.DROP_AFTER:
+            response = attrs.evolve(response, drop=True)
+            outcome = "dropped"
+        return self._finish(op_name, request, response, outcome, fault)
+
+    def _identify(self, request: EmulatorRequest) -> tuple[str, str]:
+        """``(account, region)`` of the caller; checks the signature when configured to."""
+        config = self._config
+        if config.verify_signatures:
+            return self._verifier.verify(
+                request, now=self._signature_clock(), max_skew=config.max_clock_skew
+            )
+        scope = self._verifier.scope(request)
+        if scope is None:
+            return config.default_account_id, config.default_region
+        key_id, region = scope
+        account = self._verifier.account_of(key_id) or config.default_account_id
+        return account, region if REGION.fullmatch(region) else config.default_region
+
+    def _finish(
+        self,
+        op_name: str,
+        request: EmulatorRequest,
+        response: EmulatorResponse,
+        outcome: str,
+        fault: Fault | None = None,
+    ) -> EmulatorResponse:
+        if not response.drop:
+            # AWS dates every answer; clients correct their clock skew from it.
+            date = email.utils.formatdate(self._signature_clock(), usegmt=True)
+            response = attrs.evolve(response, headers=(*response.headers, ("Date", date)))
+        with self._lock:
+            counts = self._counts.setdefault(op_name, dict.fromkeys(_OUTCOMES, 0))
+            counts[outcome] += 1
+            listeners = list(self._listeners)
+        if listeners:
+            exchange = Exchange(
+                operation=op_name,
+                method=request.method,
+                path=request.path,
+                query=request.query,
+                outcome=outcome,
+                fault=fault,
+                response=response,
+            )
+            for listener in listeners:
+                try:
+                    listener(exchange)
+                except Exception:
+                    logger.exception("eks_async emulator: a listener failed")
+        return response
+
+    # --- for the admin API -----------------------------------------------------------------
+
+    def _admin_state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "config": self._config.to_json(),
+                "clock": {"kind": type(self._clock).__name__, "now": self._clock.monotonic()},
+                "scripted": self._faults.pending(),
+            }

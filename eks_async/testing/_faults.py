@@ -1,0 +1,130 @@
+"""Deciding, per call, what goes wrong: scripted faults first, then seeded chance.
+
+All draws come from one ``random.Random`` seeded from the emulator's seed, so the same
+calls in the same order meet the same faults on every run.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Final
+
+import attrs
+
+from .._generated.operations import OPERATIONS
+from ._config import Fault, FaultRates
+from ._service import FailUpdate
+
+__all__ = ["Decision", "FaultPlanner", "ScriptedFault"]
+
+#: Operations that start a cluster Update (the only ones ``FAIL_UPDATE`` applies to).
+UPDATE_OPERATIONS: Final = frozenset(
+    {"AssociateIdentityProviderConfig", "DisassociateIdentityProviderConfig"}
+)
+_OUTCOMES: Final = (
+    Fault.THROTTLE,
+    Fault.SERVER_ERROR,
+    Fault.UNAVAILABLE,
+    Fault.DROP_BEFORE,
+    Fault.DROP_AFTER,
+)
+ANY_OPERATION: Final = "*"
+
+
+@attrs.frozen(kw_only=True)
+class ScriptedFault:
+    """One scripted fault waiting for its call."""
+
+    fault: Fault
+    #: For error faults: the message to send (else the usual one). For FAIL_UPDATE: the
+    #: ErrorDetail's message.
+    message: str | None = None
+    #: For FAIL_UPDATE: the ErrorDetail's errorCode.
+    error_code: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Decision:
+    """What happens to one call."""
+
+    fault: Fault | None = None
+    message: str | None = None
+    latency: float = 0.0
+    fail_update: FailUpdate | None = None
+
+
+class FaultPlanner:
+    """Scripted faults per operation and the seeded draws for fault rates (not thread-safe)."""
+
+    def __init__(self, seed: int) -> None:
+        self.reset(seed)
+
+    def reset(self, seed: int) -> None:
+        self._rng = random.Random(f"{seed}/faults")
+        self._scripted: dict[str, deque[ScriptedFault]] = {}
+        self._updates: dict[str, deque[ScriptedFault]] = {}
+
+    def reseed(self, seed: int) -> None:
+        self._rng = random.Random(f"{seed}/faults")
+
+    def script(self, operation: str, entry: ScriptedFault, times: int) -> None:
+        if operation != ANY_OPERATION and operation not in OPERATIONS:
+            raise ValueError(f"EKS has no operation named {operation!r}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        if entry.fault is Fault.FAIL_UPDATE:
+            if operation != ANY_OPERATION and operation not in UPDATE_OPERATIONS:
+                raise ValueError(f"{operation} starts no Update that could fail")
+            queue = self._updates.setdefault(operation, deque())
+        else:
+            queue = self._scripted.setdefault(operation, deque())
+        queue.extend([entry] * times)
+
+    def pending(self) -> dict[str, list[str]]:
+        """The scripted faults still waiting, by operation."""
+        out: dict[str, list[str]] = {}
+        for table in (self._scripted, self._updates):
+            for op, queue in table.items():
+                if queue:
+                    out.setdefault(op, []).extend(e.fault.value for e in queue)
+        return out
+
+    @staticmethod
+    def _take(table: dict[str, deque[ScriptedFault]], operation: str) -> ScriptedFault | None:
+        for key in (operation, ANY_OPERATION):
+            queue = table.get(key)
+            if queue:
+                return queue.popleft()
+        return None
+
+    def decide(self, operation: str, rates: FaultRates) -> Decision:
+        latency = rates.latency.draw(self._rng) if rates.latency.high > 0 else 0.0
+        fail_update: FailUpdate | None = None
+        if operation in UPDATE_OPERATIONS:
+            scripted_update = self._take(self._updates, operation)
+            if scripted_update is not None:
+                fail_update = FailUpdate(
+                    error_code=scripted_update.error_code or FailUpdate().error_code,
+                    message=scripted_update.message or FailUpdate().message,
+                )
+            elif rates.fail_update > 0 and self._rng.random() < rates.fail_update:
+                fail_update = FailUpdate()
+        scripted = self._take(self._scripted, operation)
+        if scripted is not None:
+            return Decision(
+                fault=scripted.fault,
+                message=scripted.message,
+                latency=latency,
+                fail_update=fail_update,
+            )
+        fault: Fault | None = None
+        if any(rates.outcome_rates()):
+            draw = self._rng.random()
+            total = 0.0
+            for kind, rate in zip(_OUTCOMES, rates.outcome_rates(), strict=True):
+                total += rate
+                if draw < total:
+                    fault = kind
+                    break
+        return Decision(fault=fault, latency=latency, fail_update=fail_update)

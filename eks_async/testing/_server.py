@@ -1,0 +1,190 @@
+"""The emulator over real HTTP on 127.0.0.1, for clients that need a socket.
+
+``serve`` runs an aiohttp low-level server on the current event loop (no router: every
+path, however odd, reaches the emulator as sent). ``EmulatorServer`` runs the same in a
+background thread with its own loop, for synchronous code such as boto3. A dropped call
+closes the connection without writing a byte. aiohttp's server module is imported only
+when a server starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from ._emulator import EKSEmulator
+from ._wire import EmulatorRequest
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = ["EmulatorServer", "run_emulator_server", "serve"]
+
+_MAX_BODY = 16 * 1024 * 1024
+
+
+def _handler(emulator: EKSEmulator) -> Any:
+    from aiohttp import web
+    from multidict import CIMultiDict
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        path, _, query = request.raw_path.partition("?")
+        body = await request.read()
+        headers = tuple(
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.raw_headers
+        )
+        answer = await emulator.handle(
+            EmulatorRequest(
+                method=request.method, path=path, query=query, headers=headers, body=body
+            )
+        )
+        if answer.drop:
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)  # never written: the socket is closed
+        return web.Response(
+            status=answer.status, body=answer.body, headers=CIMultiDict(answer.headers)
+        )
+
+    return handle
+
+
+async def _start(emulator: EKSEmulator, host: str, port: int) -> tuple[web.BaseRunner, str]:
+    from aiohttp import web  # imported when a server starts: in-process use never needs it
+
+    def make_request(
+        message: Any, payload: Any, protocol: Any, writer: Any, task: Any
+    ) -> web.BaseRequest:
+        # The low-level server's own factory, with a larger body limit than aiohttp's 1 MiB.
+        loop = asyncio.get_running_loop()
+        return web.BaseRequest(
+            message, payload, protocol, writer, task, loop, client_max_size=_MAX_BODY
+        )
+
+    server = web.Server(_handler(emulator), request_factory=make_request)
+    runner = web.ServerRunner(server, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sockets = runner.addresses
+    bound_port = sockets[0][1]
+    shown = f"[{host}]" if ":" in host else host
+    return runner, f"http://{shown}:{bound_port}"
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    emulator: EKSEmulator, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Serve ``emulator`` on ``host:port`` (0: any free port) while the block runs."""
+    runner, url = await _start(emulator, host, port)
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
+
+
+class EmulatorServer:
+    """An emulator served from a background thread: ``with EmulatorServer() as server:``.
+
+    ``server.url`` is the endpoint to give a client (``endpoint_url=server.url``);
+    ``server.emulator`` the emulator behind it, usable from the test's thread.
+    """
+
+    def __init__(
+        self,
+        emulator: EKSEmulator | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.emulator = emulator if emulator is not None else EKSEmulator()
+        self._host = host
+        self._port = port
+        self._url: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"EmulatorServer(url={self._url!r})"
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("the server is not running")
+        return self._url
+
+    def start(self) -> Self:
+        if self._thread is not None:
+            raise RuntimeError("the server was already started")
+        self._thread = threading.Thread(target=self._run, name="eks-async-emulator", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise RuntimeError(f"the emulator server did not start: {self._error}") from self._error
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join()
+        self._thread = None
+        self._url = None
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        runner, self._url = await _start(self.emulator, self._host, self._port)
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+    def __enter__(self) -> Self:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def run_emulator_server(
+    emulator: EKSEmulator | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    **settings: Any,
+) -> EmulatorServer:
+    """A started ``EmulatorServer``; use it as ``with run_emulator_server() as server:``.
+
+    ``settings`` (``EmulatorConfig`` fields) configure a new emulator when none is given.
+    """
+    if emulator is None:
+        emulator = EKSEmulator(**settings)
+    elif settings:
+        raise TypeError("give an emulator or settings for a new one, not both")
+    return EmulatorServer(emulator, host=host, port=port).start()
