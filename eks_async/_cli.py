@@ -12,6 +12,7 @@ import asyncio
 import datetime
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
@@ -288,6 +289,92 @@ async def _call(args: argparse.Namespace) -> None:
         emit(args, args.operation, await eks.call(args.operation, params))
 
 
+EXEC_API_V1 = "client.authentication.k8s.io/v1"
+EXEC_API_V1BETA1 = "client.authentication.k8s.io/v1beta1"
+EXEC_API_V1ALPHA1 = "client.authentication.k8s.io/v1alpha1"
+
+
+def exec_api_version(stderr: TextIO) -> str:
+    """The ExecCredential apiVersion kubectl asked for in ``KUBERNETES_EXEC_INFO``."""
+    raw = os.environ.get("KUBERNETES_EXEC_INFO", "")
+    if not raw:
+        return EXEC_API_V1BETA1  # kubectl before 1.21 does not set it
+    try:
+        info = json.loads(raw)
+    except json.JSONDecodeError:
+        stderr.write(
+            "eks-async: KUBERNETES_EXEC_INFO is not valid JSON; "
+            f"answering with {EXEC_API_V1BETA1}\n"
+        )
+        return EXEC_API_V1BETA1
+    version = info.get("apiVersion") if isinstance(info, dict) else None
+    if version in (EXEC_API_V1, EXEC_API_V1BETA1):
+        return str(version)
+    if version == EXEC_API_V1ALPHA1:
+        stderr.write(f"eks-async: {EXEC_API_V1ALPHA1} is deprecated; use {EXEC_API_V1}\n")
+        return EXEC_API_V1ALPHA1
+    stderr.write(
+        f"eks-async: KUBERNETES_EXEC_INFO names an unknown apiVersion {version!r}; "
+        f"answering with {EXEC_API_V1BETA1}\n"
+    )
+    return EXEC_API_V1BETA1
+
+
+def exec_credential(token: Any, api_version: str) -> dict[str, Any]:
+    """The ExecCredential document kubectl and client-go read from an exec plugin."""
+    expires = token.expires_at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "kind": "ExecCredential",
+        "apiVersion": api_version,
+        "spec": {},
+        "status": {"expirationTimestamp": expires, "token": token.token},
+    }
+
+
+async def _token(args: argparse.Namespace) -> None:
+    api_version = exec_api_version(sys.stderr)
+    async with _client(args) as eks:
+        token = await eks.get_token(
+            cluster_name=args.cluster_name,
+            cluster_id=args.cluster_id,
+            role_arn=args.role_arn,
+            session_name=args.session_name,
+        )
+    json.dump(exec_credential(token, api_version), sys.stdout)
+    sys.stdout.write("\n")
+
+
+async def _kubeconfig(args: argparse.Namespace) -> None:
+    from ._kubeconfig import default_path, merge_cluster
+
+    async with _client(args) as eks:
+        described = await eks.describe_cluster(name=args.cluster_name)
+        region = eks.region
+    cluster = described.cluster
+    if cluster is None or not cluster.endpoint or not cluster.arn:
+        raise ParamValidationError("kubeconfig", "--cluster-name", "the cluster has no endpoint yet")
+    token_args = ["token", "--cluster-name", args.cluster_name]
+    if args.role_arn:
+        token_args += ["--role-arn", args.role_arn]
+    global_args = ["--region", str(region)]
+    if args.profile:
+        global_args += ["--profile", args.profile]
+    if args.endpoint_url:
+        global_args += ["--endpoint-url", args.endpoint_url]
+    path = args.kubeconfig or default_path()
+    command, *prefix = shlex.split(args.exec_command)
+    name = merge_cluster(
+        path,
+        arn=cluster.arn,
+        server=cluster.endpoint,
+        ca_data=cluster.certificate_authority.data if cluster.certificate_authority else None,
+        alias=args.alias,
+        command=command,
+        args=[*prefix, *global_args, *token_args],
+    )
+    sys.stdout.write(f"Updated context {name} in {path}\n")
+
+
 async def _emulator(args: argparse.Namespace) -> None:
     from .testing import EKSEmulator
 
@@ -378,6 +465,20 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--port", type=int, default=0, help="0 picks a free port")
     emu.add_argument("--no-verify", action="store_true", help="accept unsigned requests")
 
+    tok = sub.add_parser("token", help="print an ExecCredential with a cluster token (kubectl)")
+    which = tok.add_mutually_exclusive_group(required=True)
+    which.add_argument("--cluster-name")
+    which.add_argument("--cluster-id", help="for a local cluster on Outposts")
+    tok.add_argument("--role-arn", help="assume this role first")
+    tok.add_argument("--session-name", default="EKSGetTokenAuth")
+
+    kube = sub.add_parser("kubeconfig", help="write or merge a kubeconfig entry for a cluster")
+    _cluster(kube)
+    kube.add_argument("--kubeconfig", help="file to update (default: $KUBECONFIG or ~/.kube/config)")
+    kube.add_argument("--alias", help="context name (default: the cluster ARN)")
+    kube.add_argument("--role-arn", help="the token command assumes this role")
+    kube.add_argument("--exec-command", default="eks-async", help="command kubectl runs (may include arguments, e.g. 'python -m eks_async')")
+
     demo = sub.add_parser("demo", help="run the identity workflow against an embedded emulator")
     demo.add_argument("--fast", action="store_true", help="scale EKS's delays down further")
     return parser
@@ -393,6 +494,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]] =
     "update": _update,
     "call": _call,
     "emulator": _emulator,
+    "token": _token,
+    "kubeconfig": _kubeconfig,
 }
 
 
