@@ -33,7 +33,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .run import RESULTS, Server, child_env, log, run_json, set_eks_path, spread
+from .run import (
+    CHILD_CWD,
+    RESULTS,
+    Server,
+    child_env,
+    log,
+    run_json,
+    set_eks_path,
+    spread,
+)
 from .server import BENCH_ASSOCIATION_ID, BENCH_CLUSTER, bench_body
 
 __all__ = ["main"]
@@ -159,6 +168,8 @@ def _group_short(path: str) -> str:
         return "eks_async." + path.removeprefix("eks_async/").removesuffix(".py").replace("/", ".")
     if path.startswith("benchmarks/"):
         return "benchmarks (the loop)"
+    if path.startswith("<attrs generated"):
+        return "attrs-generated __init__ (output classes)"
     head = path.split("/", 1)[0].removesuffix(".py")
     return head if "/" in path or head in ("asyncio", "json") else f"stdlib {head}"
 
@@ -213,7 +224,7 @@ def pyspy(url: str, exe: str, env: dict[str, str]) -> dict[str, Any]:
             [exe, "record", "--gil", "-r", "1000", "-f", "raw", "-o", raw_path, "--",
              sys.executable, "-m", "benchmarks.clients", "eks_async", "calls", "--url", url,
              "--n-seq", "6000", "--n-conc", "64"],
-            env=env, capture_output=True, text=True, check=False, timeout=300,
+            env=env, cwd=CHILD_CWD, capture_output=True, text=True, check=False, timeout=300,
         )
         if proc.returncode != 0 or not os.path.exists(raw_path):
             return {"error": proc.stderr[-500:]}
@@ -264,7 +275,8 @@ def import_profile(env: dict[str, str], module: str = "eks_async",
     parsed_runs: list[list[tuple[int, int, int, str]]] = []
     for _ in range(runs):
         proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
-                              env=env, capture_output=True, text=True, check=True)
+                              env=env, cwd=CHILD_CWD, capture_output=True, text=True,
+                              check=True)
         rows = []
         for line in proc.stderr.splitlines():
             m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
@@ -418,6 +430,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.eks_path:
         set_eks_path(args.eks_path)
+        sys.path.insert(0, str(args.eks_path.resolve()))  # for the in-process sections
     env = child_env()
     # This process runs eks_async too: same byte-code cache and AWS isolation.
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})

@@ -28,6 +28,9 @@ __all__ = ["main"]
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
+# Child processes run here, not in the checkout: ``python -m``/``-c`` put their working
+# directory first on sys.path, which would shadow ``--eks-path``.
+CHILD_CWD = RESULTS
 KINDS = ("eks_async", "aiobotocore", "aiohttp")
 IMPORTS = {"eks_async": "eks_async", "aiobotocore": "aiobotocore.session"}
 # Where the benchmark processes import eks_async from (default: this checkout).
@@ -91,7 +94,7 @@ def child_env() -> dict[str, str]:
 
 def run_json(args: Sequence[str], env: dict[str, str], timeout: float = 300) -> dict[str, Any]:
     """Run ``python args...`` and return the JSON object on its last line of stdout."""
-    proc = subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, *args], env=env, cwd=CHILD_CWD, capture_output=True,
                           text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
@@ -110,7 +113,7 @@ class Server:
                 "--delay", str(delay)]
         if cpu is not None:
             args += ["--cpu", str(cpu)]
-        self.proc = subprocess.Popen(args, env=env, cwd=ROOT, stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen(args, env=env, cwd=CHILD_CWD, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
@@ -179,6 +182,12 @@ FIGURES = (
     Figure("mem_live", "RSS for 100 live clients (MiB over baseline)", 1),
     Figure("mem_after", "RSS after one call each (MiB over baseline)", 1),
 )
+
+
+def _ratio_digits(ratio: dict[str, Any] | None) -> int:
+    if ratio is None or math.isnan(ratio["median"]) or ratio["median"] >= 0.1:
+        return 2
+    return 4 if ratio["median"] < 0.01 else 3
 
 
 def target_text(target: tuple[str, float] | None) -> str:
@@ -252,7 +261,8 @@ def import_once(module: str, env: dict[str, str], hide_click: bool = False) -> f
 
 def botocore_check(env: dict[str, str]) -> dict[str, Any]:
     code = ("import sys, json; import eks_async; "
-            "print(json.dumps({'botocore': 'botocore' in sys.modules, "
+            "print(json.dumps({'file': eks_async.__file__, "
+            "'botocore': 'botocore' in sys.modules, "
             "'aiobotocore': 'aiobotocore' in sys.modules, 'aiohttp': 'aiohttp' in sys.modules, "
             "'modules': len(sys.modules)}))")
     return run_json(["-c", code], env)
@@ -265,6 +275,7 @@ def ratio_series(a: Sequence[float], b: Sequence[float]) -> list[float]:
 def run_all(s: Settings) -> dict[str, Any]:
     env = child_env()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    CHILD_CWD.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     server_cpu = 1 if s.pin else None
     client_cpu = 0 if s.pin else None
@@ -283,7 +294,10 @@ def run_all(s: Settings) -> dict[str, Any]:
             "ms": import_once(IMPORTS[kind], env),
             "ms_no_click": import_once(IMPORTS[kind], env, hide_click=True),
         })
-        raw["import_eks_async_modules"] = botocore_check(env)
+        raw["import_eks_async_modules"] = probe = botocore_check(env)
+        if _EKS_PATH and not probe["file"].startswith(str(_EKS_PATH[0])):
+            raise SystemExit(f"eks_async came from {probe['file']}, not {_EKS_PATH[0]}")
+        log(f"eks_async: {probe['file']}")
 
         log("create + first call")
         raw["first"] = alternate("first", s.first_reps, KINDS, lambda kind, _rep: run_json(
@@ -367,6 +381,10 @@ def markdown(summary: dict[str, dict[str, Any]], waiters: dict[str, dict[str, An
         f"### eks_async vs aiobotocore — {meta['date']} ({meta['cpus']} CPUs, "
         f"Python {meta['python']}, {meta['mode']} run, {meta['elapsed_s']:.0f} s)",
         "",
+        f"eks_async from `{meta['eks_async_source']}`; aiobotocore "
+        f"{meta['versions'].get('aiobotocore')}, botocore {meta['versions'].get('botocore')}, "
+        f"aiohttp {meta['versions'].get('aiohttp')}.",
+        "",
         f"Medians over repetitions (min-max). Calls: {meta['settings']['reps']} alternating "
         f"repetitions of {meta['settings']['n_seq']} sequential and "
         f"{meta['settings']['n_conc']} calls at {meta['settings']['concurrency']} concurrent "
@@ -387,7 +405,8 @@ def markdown(summary: dict[str, dict[str, Any]], waiters: dict[str, dict[str, An
         lines.append(
             f"| {fig.label} | {fmt(row.get('eks_async'), fig.digits)} "
             f"| {fmt(row.get('aiobotocore'), fig.digits)} | {fmt(row.get('aiohttp'), fig.digits)} "
-            f"| {fmt(ratio, 2)}{'x' if ratio else ''} | {target_text(fig.target)} "
+            f"| {fmt(ratio, _ratio_digits(ratio))}{'x' if ratio else ''} "
+            f"| {target_text(fig.target)} "
             f"| {result} |"
         )
         if fig.target is not None:
@@ -463,9 +482,10 @@ def main(argv: list[str] | None = None) -> None:
         "versions": _versions(),
         "server": raw["server"],
         "import_eks_async": raw["import_eks_async_modules"],
+        "eks_async_source": _eks_source(),
     }
     table, targets = markdown(summary, waiters, meta)
-    print(table)
+    print(table, flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(
         {"meta": meta, "summary": summary, "targets": targets, "waiter": waiters,
@@ -473,6 +493,19 @@ def main(argv: list[str] | None = None) -> None:
         indent=2, default=str,
     ) + "\n")
     log(f"wrote {args.output}")
+
+
+def _eks_source() -> str:
+    """The folder eks_async was imported from, with its git revision when it has one."""
+    where = _EKS_PATH[0] if _EKS_PATH else ROOT
+    try:
+        rev = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "eks_async"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return str(where)
+    return f"{where} @ {rev}{' + uncommitted changes' if dirty else ''}"
 
 
 def _versions() -> dict[str, str]:

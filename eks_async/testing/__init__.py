@@ -22,6 +22,12 @@ Over HTTP, for any client (aiobotocore, boto3, the AWS CLI)::
 Requests must be signed with ``TEST_ACCESS_KEY_ID`` / ``TEST_SECRET_ACCESS_KEY`` (or keys
 added with ``register_credentials``) unless ``verify_signatures=False``. Operations the
 emulator does not implement answer ``InvalidRequestException`` naming the operation.
+While served, each cluster's Kubernetes API is served too, over HTTPS with a CA the emulator
+makes (``kubernetes_ca_pem``): DescribeCluster's ``endpoint`` and ``certificateAuthority``
+point there, so kubectl, kubernetes_asyncio or ``eks_async.kubernetes`` reach it as they
+would EKS. It knows namespaces and service accounts, and checks bearer tokens the way EKS's
+authenticator does (``review_token``, ``token_reviews``; ``max_token_age`` and
+``token_clock`` to make tokens expire sooner); a refused token gets 401.
 For pytest, add ``pytest_plugins = ["eks_async.testing.pytest_plugin"]`` to a conftest.py:
 it provides ``eks_emulator`` (on a ``ManualClock``) and ``eks_client``.
 
@@ -50,6 +56,7 @@ from ._config import (
     FaultRates,
 )
 from ._emulator import ADMIN_PREFIX, CallCounts, EKSEmulator, Exchange
+from ._kube_auth import KubernetesIdentity, TokenReview
 from ._server import EmulatorServer, run_emulator_server
 from ._service import EMULATED_OPERATIONS
 from ._signing import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
@@ -80,7 +87,9 @@ __all__ = [
     "Exchange",
     "Fault",
     "FaultRates",
+    "KubernetesIdentity",
     "ManualClock",
     "ScaledClock",
+    "TokenReview",
     "run_emulator_server",
 ]

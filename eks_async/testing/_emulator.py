@@ -10,10 +10,14 @@ carrier turns it into a closed socket or an ``httpx`` transport error.
 
 from __future__ import annotations
 
+import base64
+import collections
 import contextlib
 import email.utils
+import json
 import logging
 import random
+import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -24,6 +28,7 @@ import attrs
 from ._clock import Clock, ManualClock, ScaledClock
 from ._config import EmulatorConfig, Fault
 from ._faults import FaultPlanner, ScriptedFault
+from ._kube_auth import DEFAULT_MAX_TOKEN_AGE, KeyRecord, TokenReview
 from ._service import EMULATED_OPERATIONS, CallContext, EKSService, FailUpdate
 from ._signing import (
     REGION,
@@ -44,6 +49,7 @@ from ._wire import (
 
 if TYPE_CHECKING:
     from .._client import EKSClient
+    from ._kube_tls import CertificateAuthority
     from ._transport import EmulatorTransport
 
 __all__ = ["ADMIN_PREFIX", "CallCounts", "EKSEmulator", "Exchange"]
@@ -61,6 +67,10 @@ _FAULT_ERRORS: Final = {
         "The service is unavailable. Try again later.",
     ),
 }
+#: Where each cluster's Kubernetes API lives on the HTTPS listener: ``/k8s/<endpoint id>``.
+_KUBE_PATH: Final = re.compile(r"/k8s/([0-9A-Za-z]{1,64})(/[^?#]*)?")
+_BEARER: Final = re.compile(r"bearer", re.IGNORECASE)
+_KEPT_REVIEWS: Final = 1000
 _THROTTLE_MESSAGES: Final = {
     "ThrottlingException": "Rate exceeded",
     "TooManyRequestsException": "Too Many Requests",
@@ -110,6 +120,11 @@ class EKSEmulator:
     ``config.time_scale``; pass a ``ManualClock`` to move time by hand. Signatures are
     checked against ``signature_clock`` (the wall clock, epoch seconds), since clients
     sign with real time. Thread-safe: the background server and a test may use it at once.
+
+    Served over HTTP, the emulator also serves each cluster's Kubernetes API over HTTPS
+    (a CA of its own, see ``kubernetes_ca_pem``); cluster tokens are checked as EKS's
+    authenticator does, against ``token_clock`` (default: ``signature_clock``) and
+    ``max_token_age`` (default 15 minutes, as STS allows).
     """
 
     def __init__(
@@ -118,6 +133,8 @@ class EKSEmulator:
         *,
         clock: Clock | None = None,
         signature_clock: Callable[[], float] | None = None,
+        token_clock: Callable[[], float] | None = None,
+        max_token_age: float = DEFAULT_MAX_TOKEN_AGE,
         **settings: Any,
     ) -> None:
         config = config or EmulatorConfig()
@@ -133,6 +150,12 @@ class EKSEmulator:
         self._counts: dict[str, dict[str, int]] = {}
         self._listeners: list[Listener] = []
         self._request_ids = random.Random(f"{config.seed}/requests")
+        self._token_clock = token_clock
+        self.max_token_age = max_token_age
+        self._arns: dict[str, str] = {}
+        self._ca: CertificateAuthority | None = None
+        self._kube_urls: list[str] = []
+        self._reviews: collections.deque[TokenReview] = collections.deque(maxlen=_KEPT_REVIEWS)
 
     def __repr__(self) -> str:
         return f"EKSEmulator(seed={self._config.seed}, clock={self._clock!r})"
@@ -184,6 +207,7 @@ class EKSEmulator:
             self._faults.reset(seed)
             self._counts.clear()
             self._request_ids = random.Random(f"{seed}/requests")
+            self._reviews.clear()
 
     def register_credentials(
         self,
@@ -192,14 +216,24 @@ class EKSEmulator:
         *,
         session_token: str | None = None,
         account_id: str | None = None,
+        arn: str | None = None,
     ) -> None:
-        """Accept these keys too; their requests see the state of ``account_id``."""
+        """Accept these keys too; their requests see the state of ``account_id``.
+
+        ``arn`` is who the key belongs to, for cluster tokens signed with it (the
+        Kubernetes user name); by default ``arn:<partition>:iam::<account>:user/<key id>``.
+        """
         self._verifier.register(
             access_key_id,
             secret_access_key,
             session_token=session_token,
             account_id=account_id or self._config.default_account_id,
         )
+        with self._lock:
+            if arn is None:
+                self._arns.pop(access_key_id, None)
+            else:
+                self._arns[access_key_id] = arn
 
     # --- faults, counters, listeners -------------------------------------------------------
 
@@ -310,11 +344,168 @@ class EKSEmulator:
 
     @contextlib.asynccontextmanager
     async def serve(self, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-        """Serve over HTTP on this event loop while the block runs; yields the base URL."""
+        """Serve over HTTP on this event loop while the block runs; yields the base URL.
+
+        The clusters' Kubernetes APIs are served over HTTPS meanwhile (DescribeCluster
+        gives each cluster's endpoint and CA).
+        """
         from ._server import serve
 
         async with serve(self, host=host, port=port) as url:
             yield url
+
+    # --- Kubernetes endpoints --------------------------------------------------------------
+
+    @property
+    def max_token_age(self) -> float:
+        """Seconds after its ``X-Amz-Date`` that a cluster token is accepted (STS: 900)."""
+        return self._max_token_age
+
+    @max_token_age.setter
+    def max_token_age(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise ValueError("max_token_age must be a positive number of seconds")
+        self._max_token_age = float(seconds)
+
+    @property
+    def kubernetes_ca_pem(self) -> str:
+        """The PEM of the CA that signs the Kubernetes endpoints' certificates.
+
+        Made on first use (it needs the ``cryptography`` package); DescribeCluster hands it
+        out base64-encoded as ``certificateAuthority.data`` while the endpoint is served.
+        """
+        return self._certificate_authority().pem.decode("ascii")
+
+    def _certificate_authority(self) -> CertificateAuthority:
+        with self._lock:
+            if self._ca is None:
+                from ._kube_tls import CertificateAuthority
+
+                self._ca = CertificateAuthority()
+            return self._ca
+
+    def _kube_serving(self, base_url: str, *, serving: bool) -> None:
+        """Note a Kubernetes listener starting or stopping at ``base_url``.
+
+        DescribeCluster points endpoints at the latest listener still running (at fake
+        ``*.eks.amazonaws.com`` hosts when none is).
+        """
+        with self._lock:
+            if serving:
+                self._kube_urls.append(base_url)
+            elif base_url in self._kube_urls:
+                self._kube_urls.remove(base_url)
+            if not self._kube_urls:
+                self._service.kube_endpoint = None
+                return
+            ca = base64.b64encode(self._certificate_authority().pem).decode("ascii")
+            self._service.kube_endpoint = (self._kube_urls[-1], ca)
+
+    def review_token(
+        self,
+        token: str,
+        cluster_name: str,
+        *,
+        region: str | None = None,
+    ) -> TokenReview:
+        """Judge a cluster token as EKS's authenticator would, for the named cluster.
+
+        The cluster need not exist: only its name and region matter to the check. The
+        review is also kept in ``token_reviews()``.
+        """
+        from ._kube_auth import partition_of_region, review_token
+
+        region = region or self._config.default_region
+        partition = partition_of_region(region)
+
+        def lookup(key_id: str) -> KeyRecord | None:
+            key = self._verifier._keys.get(key_id)
+            if key is None:
+                return None
+            arn = self._arns.get(key_id) or f"arn:{partition}:iam::{key.account_id}:user/{key_id}"
+            return KeyRecord(
+                secret_access_key=key.secret_access_key,
+                session_token=key.session_token,
+                account_id=key.account_id,
+                arn=arn,
+            )
+
+        clock = self._token_clock or self._signature_clock
+        review = review_token(
+            token,
+            cluster=cluster_name,
+            region=region,
+            lookup=lookup,
+            now=clock(),
+            max_age=self._max_token_age,
+            max_skew=self._config.max_clock_skew,
+        )
+        with self._lock:
+            self._reviews.append(review)
+        if not review.authenticated:
+            logger.info(
+                "eks_async emulator: token refused for cluster %s: %s", cluster_name, review.reason
+            )
+        return review
+
+    def token_reviews(self) -> list[TokenReview]:
+        """The latest token reviews (up to 1000), oldest first."""
+        with self._lock:
+            return list(self._reviews)
+
+    def handle_kubernetes(self, request: EmulatorRequest) -> EmulatorResponse:
+        """Answer one request to a cluster's Kubernetes API (path ``/k8s/<id>/...``)."""
+        from ._kube_api import KubeState, status_body
+
+        def answer(status: int, body: Any) -> EmulatorResponse:
+            return EmulatorResponse(
+                status=status,
+                headers=(
+                    ("Content-Type", "application/json"),
+                    ("Cache-Control", "no-cache, private"),
+                ),
+                body=json.dumps(body).encode(),
+            )
+
+        not_found = status_body(404, "the server could not find the requested resource")
+        matched = _KUBE_PATH.fullmatch(request.path)
+        if matched is None:
+            return answer(404, not_found)
+        endpoint_id, rest = matched.group(1), matched.group(2) or "/"
+        with self._lock:
+            found = self._service.cluster_by_endpoint_id(endpoint_id, self._clock.monotonic())
+            if found is not None and found[2].status(self._clock.monotonic()) != "ACTIVE":
+                found = None
+        if found is None:
+            return answer(404, not_found)
+        _, region, cluster = found
+
+        unauthorized = status_body(401, "Unauthorized")
+        scheme, _, token = (request.header("authorization") or "").strip().partition(" ")
+        token = token.strip().split(" ")[0] if token.strip() else ""
+        if not _BEARER.fullmatch(scheme) or not token:
+            return answer(401, unauthorized)
+        review = self.review_token(token, cluster.name, region=region)
+        if not review.authenticated or review.identity is None:
+            return answer(401, unauthorized)
+
+        with self._lock:
+            if cluster.kube is None:
+                cluster.kube = KubeState(
+                    seed=f"{self._config.seed}/kube/{endpoint_id}",
+                    created=cluster.created_at,
+                    version=str(cluster.static.get("version", "1.33")),
+                )
+            status, body = cluster.kube.handle(
+                request.method,
+                rest,
+                request.query,
+                request.body,
+                request.header("content-type"),
+                review.identity,
+                self._clock.time(),
+            )
+        return answer(status, body)
 
     # --- one request -----------------------------------------------------------------------
 

@@ -193,11 +193,15 @@ class _Cluster:
     endpoint: str
     issuer: str
     certificate: str
+    #: The hex id in the endpoint's host name; names the cluster's Kubernetes endpoint.
+    endpoint_id: str = ""
     delete_at: float | None = None
     gone_at: float | None = None
     associations: dict[str, _Association] = attrs.Factory(dict)
     identity_providers: dict[str, _IdentityProviderConfig] = attrs.Factory(dict)
     updates: dict[str, _Update] = attrs.Factory(dict)
+    #: The cluster's Kubernetes objects, made on the first Kubernetes API request.
+    kube: Any = None
 
     def status(self, now: float) -> str | None:
         if self.gone_at is not None and now >= self.gone_at:
@@ -279,6 +283,9 @@ class EKSService:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
+        #: ``(base URL, base64 PEM of the CA)`` while the Kubernetes endpoint is served:
+        #: DescribeCluster then points each cluster's endpoint there.
+        self.kube_endpoint: tuple[str, str] | None = None
         self.reset(config.seed)
 
     def reset(self, seed: int) -> None:
@@ -398,7 +405,25 @@ class EKSService:
                 clusterName=name,
             )
         cluster = self.add_cluster(ctx, name, p)
-        return {"cluster": cluster.wire(ctx.now)}
+        return {"cluster": self._wire(cluster, ctx.now)}
+
+    def _wire(self, cluster: _Cluster, now: float) -> dict[str, Any]:
+        out = cluster.wire(now)
+        if self.kube_endpoint is not None and "endpoint" in out:
+            base, ca_data = self.kube_endpoint
+            out["endpoint"] = f"{base}/k8s/{cluster.endpoint_id}"
+            out["certificateAuthority"] = {"data": ca_data}
+        return out
+
+    def cluster_by_endpoint_id(
+        self, endpoint_id: str, now: float
+    ) -> tuple[str, str, _Cluster] | None:
+        """``(account, region, cluster)`` of the live cluster with this endpoint id."""
+        for (account_id, region_name), region in self._regions.items():
+            for cluster in region.clusters.values():
+                if cluster.endpoint_id == endpoint_id and cluster.status(now) is not None:
+                    return account_id, region_name, cluster
+        return None
 
     def add_cluster(
         self, ctx: CallContext, name: str, p: dict[str, Any], delay: float | None = None
@@ -467,12 +492,13 @@ class EKSService:
             certificate=base64.b64encode(
                 b"-----BEGIN CERTIFICATE-----\neks_async emulator\n-----END CERTIFICATE-----\n"
             ).decode(),
+            endpoint_id=host,
         )
         self._region(ctx).clusters[name] = cluster
         return cluster
 
     def describe_cluster(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
-        return {"cluster": self._cluster(ctx, p["name"]).wire(ctx.now)}
+        return {"cluster": self._wire(self._cluster(ctx, p["name"]), ctx.now)}
 
     def list_clusters(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
         region = self._region(ctx)
@@ -488,7 +514,7 @@ class EKSService:
         if cluster.delete_at is None:
             cluster.delete_at = ctx.now
             cluster.gone_at = ctx.now + self.config.delays.cluster_delete.draw(self._delays)
-        return {"cluster": cluster.wire(ctx.now)}
+        return {"cluster": self._wire(cluster, ctx.now)}
 
     # --- pod identity associations ---------------------------------------------------------
 
