@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
-import email.utils
+import functools
 import logging
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import attrs
-import httpx
-import tenacity
+
+if TYPE_CHECKING:
+    # Imported where used: httpx only on a caller's http_client/transport, tenacity only
+    # when a call retries. ``import eks_async`` pays for neither.
+    import httpx
+    import tenacity
 
 from ._credentials import (
     ChainCredentialsProvider,
@@ -30,6 +35,7 @@ from ._exceptions import (
     TimeoutError_,
     TransportError,
 )
+from ._http11 import Http11Pool, SendError
 from ._operation import OperationSpec
 from ._parse import parse_error, parse_output
 from ._ratelimit import RateLimiter
@@ -44,7 +50,7 @@ from ._retry import (
     sleep,
 )
 from ._serialize import serialize, values_from_params
-from ._sigv4 import SigV4Signer
+from ._sigv4 import SigV4Signer, _host_header, _split_url
 from ._version import __version__
 
 T = TypeVar("T")
@@ -62,6 +68,18 @@ class RetryEvent:
 
 _USER_AGENT = f"eks-async/{__version__}"
 _TRUE = ("1", "true", "yes", "on")
+
+
+def _proxy_in_env() -> bool:
+    return any(
+        os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
+                                          "http_proxy", "ALL_PROXY", "all_proxy")
+    )
+
+
+@functools.cache
+def _ca_bundle_context(path: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=path)
 
 
 def _env_flag(name: str) -> bool:
@@ -127,6 +145,12 @@ class ClientCore:
             self._configure(self._region)
         self._http_client = http_client
         self._own_transport = transport is None and http_client is None
+        # The default path: signed headers straight to eks_async's own HTTP/1.1 pool (no
+        # aiohttp, no httpx objects per call).
+        # With a proxy in the environment, the aiohttp-backed transport (which honours
+        # HTTP(S)_PROXY and NO_PROXY) carries the calls instead of the lean path.
+        self._lean = self._own_transport and not _proxy_in_env()
+        self._pool: Http11Pool | None = None
         self._transport: httpx.AsyncBaseTransport | None = transport
         self._timeout = {
             "connect": connect_timeout,
@@ -155,6 +179,8 @@ class ClientCore:
             )
         # "fips-us-east-1" style names sign with the plain region, as botocore does.
         self._signer = SigV4Signer(service="eks", region=region_from_fips_pseudo(region)[0])
+        prefix, _, _, bracket = _split_url(self._endpoint)
+        self._host = _host_header(prefix, bracket)
 
     async def _setup(self) -> None:
         """Find the region from the profile when neither the argument nor the env gave one."""
@@ -168,6 +194,18 @@ class ClientCore:
         self._region = region
         self._configure(region)
 
+    def _open_pool(self) -> Http11Pool:
+        if self._closed:
+            raise ConfigurationError("this client is closed")
+        bundle = os.environ.get("AWS_CA_BUNDLE")  # as the AWS SDKs honour it
+        self._pool = Http11Pool(
+            ssl_context=_ca_bundle_context(bundle) if bundle else None,
+            max_connections=self._max_connections,
+            connect_timeout=self._timeout["connect"],
+            read_timeout=self._timeout["read"],
+        )
+        return self._pool
+
     def _get_transport(self) -> httpx.AsyncBaseTransport:
         if self._transport is None:
             from ._transport import AiohttpTransport
@@ -176,6 +214,7 @@ class ClientCore:
                 max_connections=self._max_connections,
                 connect_timeout=self._timeout["connect"],
                 read_timeout=self._timeout["read"],
+                trust_env=True,
             )
         return self._transport
 
@@ -213,6 +252,9 @@ class ClientCore:
         if self._own_transport and self._transport is not None:
             await self._transport.aclose()
             self._transport = None
+        if self._own_transport and self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
 
     # --- calls --------------------------------------------------------------------------
 
@@ -306,7 +348,7 @@ class ClientCore:
         assert self._signer is not None
         if self._limiter is not None:
             await self._limiter.acquire()
-        headers = {"User-Agent": _USER_AGENT}
+        headers = {"Host": self._host, "User-Agent": _USER_AGENT}
         if body:
             headers["Content-Type"] = "application/json"
         credentials = await self._credentials.get_credentials()
@@ -316,6 +358,31 @@ class ClientCore:
         self._signer.sign_headers(
             method=op.method, url=url, headers=headers, body=body, credentials=credentials, now=now
         )
+        if self._lean:
+            pool = self._pool or self._open_pool()
+            try:
+                status, resp_headers, content = await pool.send(op.method, url, headers, body)
+            except SendError as exc:
+                cls = TimeoutError_ if exc.timeout else TransportError
+                error: EKSAsyncError = cls(f"{op.name}: {exc}", operation=op.name)
+                self._account(error, attempt, waited)
+                raise error from exc
+            return self._answer(op, status, resp_headers, content, attempt, waited)
+        return await self._attempt_httpx(op, url, headers, body, attempt, waited)
+
+    async def _attempt_httpx(
+        self,
+        op: OperationSpec[Any],
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        attempt: int,
+        waited: float,
+    ) -> Any:
+        """The same exchange through a caller's httpx client or transport."""
+        import httpx
+
+        del headers["Host"]  # httpx.Request sets it from the URL
         request = httpx.Request(
             op.method, url, headers=headers, content=body, extensions={"timeout": self._timeout}
         )
@@ -338,20 +405,31 @@ class ClientCore:
             error = TransportError(f"{op.name}: {type(exc).__name__}: {exc}", operation=op.name)
             self._account(error, attempt, waited)
             raise error from exc
-        status = response.status_code
-        request_id = response.headers.get("x-amzn-requestid")
+        return self._answer(op, response.status_code, response.headers, content, attempt, waited)
+
+    def _answer(
+        self,
+        op: OperationSpec[Any],
+        status: int,
+        headers: Mapping[str, str],
+        content: bytes,
+        attempt: int,
+        waited: float,
+    ) -> Any:
+        """The output of a 2xx answer, or the ServiceError of any other, raised."""
+        request_id = headers.get("x-amzn-requestid")
         if status < 300:
             if self._limiter is not None:
                 self._limiter.update(throttled=False)
             return parse_output(
                 op, status, content, request_id, attempts=attempt, retry_wait=waited
             )
-        service_error = parse_error(op.name, status, response.headers, content, request_id)
+        service_error = parse_error(op.name, status, headers, content, request_id)
         if self._limiter is not None:
             self._limiter.update(throttled=classify(service_error) == "throttling")
         if is_clock_skew(service_error):
-            self._correct_clock(response.headers.get("date"))
-        service_error.retry_after = retry_after(response.headers)
+            self._correct_clock(headers.get("date"))
+        service_error.retry_after = retry_after(headers)
         self._account(service_error, attempt, waited)
         raise service_error
 
@@ -364,6 +442,8 @@ class ClientCore:
         """Take the offset between EKS's clock (its Date header) and ours."""
         if not date:
             return
+        import email.utils
+
         try:
             server = email.utils.parsedate_to_datetime(date)
         except (TypeError, ValueError):
@@ -461,6 +541,8 @@ class _RetryLoop:
             raise
 
     async def run(self) -> Any:
+        import tenacity
+
         retrying = tenacity.AsyncRetrying(
             sleep=sleep,
             stop=self._stop,

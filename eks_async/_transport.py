@@ -15,6 +15,7 @@ import os
 import ssl
 import time
 import urllib.request
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +24,9 @@ import certifi
 import httpx
 from yarl import URL
 
-__all__ = ["AiohttpTransport"]
+from ._http11 import SendError
+
+__all__ = ["AiohttpTransport", "SendError"]
 
 # Headers aiohttp would otherwise add on its own (Host and Content-Length are not in
 # this list: aiohttp only adds them when missing, and httpx.Request always sets Host).
@@ -175,6 +178,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._default_timeout = aiohttp.ClientTimeout(
             total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
+        # send()'s timeout: what httpx's {"connect", "read", "pool"} extension maps to.
+        self._call_timeout = _client_timeout(connect_timeout, read_timeout, connect_timeout)
         self._verify = verify
         self._ca = _ca_location(trust_env) if verify is True else (None, None)
         self._proxies = _env_proxies() if trust_env else None
@@ -278,6 +283,38 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # httpx.AsyncClient only sets elapsed on responses it reads itself.
         response.elapsed = timedelta(seconds=time.perf_counter() - start)
         return response
+
+    async def send(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """eks_async's own path: ``(status, headers, body)`` with no httpx objects.
+
+        ``url`` is sent as given (not re-quoted) and ``headers`` exactly (they include
+        Host). Failures without an answer raise ``SendError``.
+        """
+        session = self._session
+        if session is None:
+            session = self._open()
+        proxies = self._proxies
+        try:
+            resp = await session.request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=body or None,
+                timeout=self._call_timeout,
+                allow_redirects=False,
+                auto_decompress=True,  # nothing asks for compression; decode if it comes
+                proxy=None if proxies is None else self._proxy(httpx.URL(url), proxies),
+            )
+            content = await resp.read()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            translated = _translate(exc, httpx.Request(method, url))
+            raise SendError(
+                f"{type(translated).__name__}: {translated}",
+                timeout=isinstance(translated, httpx.TimeoutException),
+            ) from exc
+        return resp.status, resp.headers, content
 
     async def aclose(self) -> None:
         self._closed = True

@@ -378,12 +378,11 @@ async def test_cancelling_calls_mid_backoff_leaves_nothing_behind() -> None:
             await asyncio.sleep(0)
             leftover = asyncio.all_tasks() - before
             assert [t for t in leftover if not t.done()] == []
-            transport = eks._transport
-            connector = transport._session.connector  # type: ignore[union-attr]
-            assert connector is not None
-            assert not connector._acquired  # no connection is checked out
+            pool = eks._pool
+            assert pool is not None
+            assert not pool._busy  # no connection is checked out
             await eks.aclose()
-            assert connector.closed
+            assert pool._closed and not pool._idle
     finally:
         _retry.set_instant_retries(True)
 
