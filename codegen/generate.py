@@ -284,17 +284,23 @@ def _shape_entry(model: Model, name: str) -> str:
         inner = "".join(f"\n        {m}," for m in members)
         return f'("structure", {class_name(name)!r}, ({inner}\n    ))'
     if kind == "list":
-        return f'("list", {shape["member"]["shape"]!r}, {shape.get("min")!r})'
+        return (
+            f'("list", {shape["member"]["shape"]!r}, {shape.get("min")!r}, '
+            f"{shape.get('max')!r})"
+        )
     if kind == "map":
         return (
             f'("map", {shape["key"]["shape"]!r}, {shape["value"]["shape"]!r}, '
-            f"{shape.get('min')!r})"
+            f"{shape.get('min')!r}, {shape.get('max')!r})"
         )
     if kind == "string":
         enum_cls = class_name(name) if "enum" in shape else None
-        return f'("string", {shape.get("min")!r}, {enum_cls!r})'
+        return (
+            f'("string", {shape.get("min")!r}, {enum_cls!r}, {shape.get("max")!r}, '
+            f"{shape.get('pattern')!r})"
+        )
     if kind == "integer":
-        return f'("integer", {shape.get("min")!r})'
+        return f'("integer", {shape.get("min")!r}, {shape.get("max")!r})'
     return f'("{kind}",)'
 
 
@@ -305,8 +311,9 @@ def render_shapes(model: Model) -> str:
         "",
         "Structures: ``(\"structure\", class name, members)``, each member",
         "``(python name, model name, wire name, target shape, location, required, idempotency token)``.",
-        "Lists ``(\"list\", member, min)``; maps ``(\"map\", key, value, min)``;",
-        "strings ``(\"string\", min length, enum class)``; integers ``(\"integer\", min)``;",
+        "Lists ``(\"list\", member, min, max)``; maps ``(\"map\", key, value, min, max)``;",
+        "strings ``(\"string\", min length, enum class, max length, pattern)``;",
+        "integers ``(\"integer\", min, max)``;",
         "``(\"boolean\",)``; ``(\"timestamp\",)``.",
         '"""',
         "",
@@ -351,6 +358,7 @@ def render_errors(model: Model) -> str:
         body.append(f'    """EKS error ``{name}`` (HTTP {status}): {API_REF}/CommonErrors.html"""')
         body.append("")
         body.append(f"    shape_name = {name!r}")
+        body.append(f"    modeled_status = {status!r}")
         if shape.get("fault"):
             body.append("    fault = True")
         pairs = "".join(f"({p!r}, {w!r}), " for p, w, _ in fields)

@@ -108,6 +108,8 @@ class ServiceError(EKSAsyncError):
     shape_name: ClassVar[str | None] = None
     #: Whether the model marks the error as a fault of the service (5xx).
     fault: ClassVar[bool] = False
+    #: The HTTP status the model gives this error.
+    modeled_status: ClassVar[int | None] = None
     #: ``(python_name, wire_name)`` of the shape's fields, set on generated classes.
     _fields: ClassVar[tuple[tuple[str, str], ...]] = ()
 

@@ -30,6 +30,7 @@ class AccessDeniedException(ServiceError):
     """EKS error ``AccessDeniedException`` (HTTP 403): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'AccessDeniedException'
+    modeled_status = 403
     _fields = ()
 
 
@@ -37,6 +38,7 @@ class BadRequestException(ServiceError):
     """EKS error ``BadRequestException`` (HTTP 400): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'BadRequestException'
+    modeled_status = 400
     _fields = ()
 
 
@@ -44,6 +46,7 @@ class ClientException(ServiceError):
     """EKS error ``ClientException`` (HTTP 400): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'ClientException'
+    modeled_status = 400
     _fields = (('cluster_name', 'clusterName'), ('nodegroup_name', 'nodegroupName'), ('addon_name', 'addonName'), ('subscription_id', 'subscriptionId'), )
     cluster_name: str | None
     nodegroup_name: str | None
@@ -55,6 +58,7 @@ class InvalidParameterException(ServiceError):
     """EKS error ``InvalidParameterException`` (HTTP 400): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'InvalidParameterException'
+    modeled_status = 400
     _fields = (('cluster_name', 'clusterName'), ('nodegroup_name', 'nodegroupName'), ('fargate_profile_name', 'fargateProfileName'), ('addon_name', 'addonName'), ('subscription_id', 'subscriptionId'), )
     cluster_name: str | None
     nodegroup_name: str | None
@@ -67,6 +71,7 @@ class InvalidRequestException(ServiceError):
     """EKS error ``InvalidRequestException`` (HTTP 400): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'InvalidRequestException'
+    modeled_status = 400
     _fields = (('cluster_name', 'clusterName'), ('nodegroup_name', 'nodegroupName'), ('addon_name', 'addonName'), ('subscription_id', 'subscriptionId'), )
     cluster_name: str | None
     nodegroup_name: str | None
@@ -78,6 +83,7 @@ class InvalidStateException(ServiceError):
     """EKS error ``InvalidStateException`` (HTTP 400): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'InvalidStateException'
+    modeled_status = 400
     _fields = (('cluster_name', 'clusterName'), )
     cluster_name: str | None
 
@@ -86,6 +92,7 @@ class NotFoundException(ServiceError):
     """EKS error ``NotFoundException`` (HTTP 404): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'NotFoundException'
+    modeled_status = 404
     _fields = ()
 
 
@@ -93,6 +100,7 @@ class ResourceInUseException(ServiceError):
     """EKS error ``ResourceInUseException`` (HTTP 409): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'ResourceInUseException'
+    modeled_status = 409
     _fields = (('cluster_name', 'clusterName'), ('nodegroup_name', 'nodegroupName'), ('addon_name', 'addonName'), )
     cluster_name: str | None
     nodegroup_name: str | None
@@ -103,6 +111,7 @@ class ResourceLimitExceededException(ServiceError):
     """EKS error ``ResourceLimitExceededException`` (HTTP 400): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'ResourceLimitExceededException'
+    modeled_status = 400
     _fields = (('cluster_name', 'clusterName'), ('nodegroup_name', 'nodegroupName'), ('subscription_id', 'subscriptionId'), )
     cluster_name: str | None
     nodegroup_name: str | None
@@ -113,6 +122,7 @@ class ResourceNotFoundException(ServiceError):
     """EKS error ``ResourceNotFoundException`` (HTTP 404): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'ResourceNotFoundException'
+    modeled_status = 404
     _fields = (('cluster_name', 'clusterName'), ('nodegroup_name', 'nodegroupName'), ('fargate_profile_name', 'fargateProfileName'), ('addon_name', 'addonName'), ('subscription_id', 'subscriptionId'), )
     cluster_name: str | None
     nodegroup_name: str | None
@@ -125,6 +135,7 @@ class ResourcePropagationDelayException(ServiceError):
     """EKS error ``ResourcePropagationDelayException`` (HTTP 428): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'ResourcePropagationDelayException'
+    modeled_status = 428
     _fields = ()
 
 
@@ -132,6 +143,7 @@ class ServerException(ServiceError):
     """EKS error ``ServerException`` (HTTP 500): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'ServerException'
+    modeled_status = 500
     fault = True
     _fields = (('cluster_name', 'clusterName'), ('nodegroup_name', 'nodegroupName'), ('addon_name', 'addonName'), ('subscription_id', 'subscriptionId'), )
     cluster_name: str | None
@@ -144,6 +156,7 @@ class ServiceUnavailableException(ServiceError):
     """EKS error ``ServiceUnavailableException`` (HTTP 503): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'ServiceUnavailableException'
+    modeled_status = 503
     fault = True
     _fields = ()
 
@@ -152,6 +165,7 @@ class ThrottlingException(ServiceError):
     """EKS error ``ThrottlingException`` (HTTP 429): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'ThrottlingException'
+    modeled_status = 429
     _fields = (('cluster_name', 'clusterName'), )
     cluster_name: str | None
 
@@ -160,6 +174,7 @@ class UnsupportedAvailabilityZoneException(ServiceError):
     """EKS error ``UnsupportedAvailabilityZoneException`` (HTTP 400): https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html"""
 
     shape_name = 'UnsupportedAvailabilityZoneException'
+    modeled_status = 400
     _fields = (('cluster_name', 'clusterName'), ('nodegroup_name', 'nodegroupName'), ('valid_zones', 'validZones'), )
     cluster_name: str | None
     nodegroup_name: str | None

@@ -3,15 +3,16 @@
 
 Structures: ``("structure", class name, members)``, each member
 ``(python name, model name, wire name, target shape, location, required, idempotency token)``.
-Lists ``("list", member, min)``; maps ``("map", key, value, min)``;
-strings ``("string", min length, enum class)``; integers ``("integer", min)``;
+Lists ``("list", member, min, max)``; maps ``("map", key, value, min, max)``;
+strings ``("string", min length, enum class, max length, pattern)``;
+integers ``("integer", min, max)``;
 ``("boolean",)``; ``("timestamp",)``.
 """
 
 from typing import Any, Final
 
 SHAPES: Final[dict[str, tuple[Any, ...]]] = {
-    'AMITypes': ("string", None, 'AMITypes'),
+    'AMITypes': ("string", None, 'AMITypes', None, None),
     'AccessConfigResponse': ("structure", 'AccessConfigResponse', (
         ('bootstrap_cluster_creator_admin_permissions', 'bootstrapClusterCreatorAdminPermissions', 'bootstrapClusterCreatorAdminPermissions', 'BoxedBoolean', None, False, False),
         ('authentication_mode', 'authenticationMode', 'authenticationMode', 'AuthenticationMode', None, False, False),
@@ -27,7 +28,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('username', 'username', 'username', 'String', None, False, False),
         ('type', 'type', 'type', 'String', None, False, False),
     )),
-    'AccessPoliciesList': ("list", 'AccessPolicy', None),
+    'AccessPoliciesList': ("list", 'AccessPolicy', None, None),
     'AccessPolicy': ("structure", 'AccessPolicy', (
         ('name', 'name', 'name', 'String', None, False, False),
         ('arn', 'arn', 'arn', 'String', None, False, False),
@@ -36,7 +37,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('type', 'type', 'type', 'AccessScopeType', None, False, False),
         ('namespaces', 'namespaces', 'namespaces', 'StringList', None, False, False),
     )),
-    'AccessScopeType': ("string", None, 'AccessScopeType'),
+    'AccessScopeType': ("string", None, 'AccessScopeType', None, None),
     'AckConfigRequest': ("structure", 'AckConfigRequest', (
         ('enable_cross_namespace', 'enableCrossNamespace', 'enableCrossNamespace', 'BoxedBoolean', None, False, False),
         ('disabled_services', 'disabledServices', 'disabledServices', 'AckDisabledServicesList', None, False, False),
@@ -45,8 +46,8 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('enable_cross_namespace', 'enableCrossNamespace', 'enableCrossNamespace', 'BoxedBoolean', None, False, False),
         ('disabled_services', 'disabledServices', 'disabledServices', 'AckDisabledServicesList', None, False, False),
     )),
-    'AckDisabledServicesList': ("list", 'AckServiceName', None),
-    'AckServiceName': ("string", 1, None),
+    'AckDisabledServicesList': ("list", 'AckServiceName', None, 200),
+    'AckServiceName': ("string", 1, None, 63, '^[a-z][a-z0-9]*$'),
     'ActivateCertificateAuthorityRequest': ("structure", 'ActivateCertificateAuthorityRequest', (
         ('cluster_name', 'clusterName', 'name', 'String', 'uri', True, False),
         ('certificate_authority_id', 'certificateAuthorityId', 'certificateAuthorityId', 'String', 'uri', True, False),
@@ -60,7 +61,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('id', 'id', 'id', 'String', None, False, False),
         ('activated_by', 'activatedBy', 'activatedBy', 'CertificateAuthorityActivatedBy', None, False, False),
     )),
-    'AdditionalInfoMap': ("map", 'String', 'String', None),
+    'AdditionalInfoMap': ("map", 'String', 'String', None, None),
     'Addon': ("structure", 'Addon', (
         ('addon_name', 'addonName', 'addonName', 'String', None, False, False),
         ('cluster_name', 'clusterName', 'clusterName', 'ClusterName', None, False, False),
@@ -83,7 +84,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('name', 'name', 'name', 'String', None, False, False),
         ('compatible_versions', 'compatibleVersions', 'compatibleVersions', 'StringList', None, False, False),
     )),
-    'AddonCompatibilityDetails': ("list", 'AddonCompatibilityDetail', None),
+    'AddonCompatibilityDetails': ("list", 'AddonCompatibilityDetail', None, None),
     'AddonHealth': ("structure", 'AddonHealth', (
         ('issues', 'issues', 'issues', 'AddonIssueList', None, False, False),
     )),
@@ -101,8 +102,8 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('message', 'message', 'message', 'String', None, False, False),
         ('resource_ids', 'resourceIds', 'resourceIds', 'StringList', None, False, False),
     )),
-    'AddonIssueCode': ("string", None, 'AddonIssueCode'),
-    'AddonIssueList': ("list", 'AddonIssue', None),
+    'AddonIssueCode': ("string", None, 'AddonIssueCode', None, None),
+    'AddonIssueList': ("list", 'AddonIssue', None, None),
     'AddonNamespaceConfigRequest': ("structure", 'AddonNamespaceConfigRequest', (
         ('namespace', 'namespace', 'namespace', 'namespace', None, False, False),
     )),
@@ -113,13 +114,13 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('service_account', 'serviceAccount', 'serviceAccount', 'String', None, True, False),
         ('role_arn', 'roleArn', 'roleArn', 'String', None, True, False),
     )),
-    'AddonPodIdentityAssociationsList': ("list", 'AddonPodIdentityAssociations', None),
+    'AddonPodIdentityAssociationsList': ("list", 'AddonPodIdentityAssociations', None, None),
     'AddonPodIdentityConfiguration': ("structure", 'AddonPodIdentityConfiguration', (
         ('service_account', 'serviceAccount', 'serviceAccount', 'String', None, False, False),
         ('recommended_managed_policies', 'recommendedManagedPolicies', 'recommendedManagedPolicies', 'StringList', None, False, False),
     )),
-    'AddonPodIdentityConfigurationList': ("list", 'AddonPodIdentityConfiguration', None),
-    'AddonStatus': ("string", None, 'AddonStatus'),
+    'AddonPodIdentityConfigurationList': ("list", 'AddonPodIdentityConfiguration', None, None),
+    'AddonStatus': ("string", None, 'AddonStatus', None, None),
     'AddonVersionInfo': ("structure", 'AddonVersionInfo', (
         ('addon_version', 'addonVersion', 'addonVersion', 'String', None, False, False),
         ('architecture', 'architecture', 'architecture', 'StringList', None, False, False),
@@ -128,12 +129,12 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('requires_configuration', 'requiresConfiguration', 'requiresConfiguration', 'Boolean', None, False, False),
         ('requires_iam_permissions', 'requiresIamPermissions', 'requiresIamPermissions', 'Boolean', None, False, False),
     )),
-    'AddonVersionInfoList': ("list", 'AddonVersionInfo', None),
-    'Addons': ("list", 'AddonInfo', None),
+    'AddonVersionInfoList': ("list", 'AddonVersionInfo', None, None),
+    'Addons': ("list", 'AddonInfo', None, None),
     'AllowedValuesConstraint': ("structure", 'AllowedValuesConstraint', (
         ('allowed_values', 'allowedValues', 'allowedValues', 'AllowedValuesList', None, False, False),
     )),
-    'AllowedValuesList': ("list", 'String', None),
+    'AllowedValuesList': ("list", 'String', None, 20),
     'ArgoCdAwsIdcConfigRequest': ("structure", 'ArgoCdAwsIdcConfigRequest', (
         ('idc_instance_arn', 'idcInstanceArn', 'idcInstanceArn', 'String', None, True, False),
         ('idc_region', 'idcRegion', 'idcRegion', 'String', None, False, False),
@@ -158,19 +159,19 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('server_url', 'serverUrl', 'serverUrl', 'String', None, False, False),
         ('endpoint_prefix', 'endpointPrefix', 'endpointPrefix', 'ArgoCdEndpointPrefix', None, False, False),
     )),
-    'ArgoCdEndpointPrefix': ("string", 1, None),
+    'ArgoCdEndpointPrefix': ("string", 1, None, 50, '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'),
     'ArgoCdNetworkAccessConfigRequest': ("structure", 'ArgoCdNetworkAccessConfigRequest', (
         ('vpce_ids', 'vpceIds', 'vpceIds', 'StringList', None, False, False),
     )),
     'ArgoCdNetworkAccessConfigResponse': ("structure", 'ArgoCdNetworkAccessConfigResponse', (
         ('vpce_ids', 'vpceIds', 'vpceIds', 'StringList', None, False, False),
     )),
-    'ArgoCdRole': ("string", None, 'ArgoCdRole'),
+    'ArgoCdRole': ("string", None, 'ArgoCdRole', None, None),
     'ArgoCdRoleMapping': ("structure", 'ArgoCdRoleMapping', (
         ('role', 'role', 'role', 'ArgoCdRole', None, True, False),
         ('identities', 'identities', 'identities', 'SsoIdentityList', None, True, False),
     )),
-    'ArgoCdRoleMappingList': ("list", 'ArgoCdRoleMapping', None),
+    'ArgoCdRoleMappingList': ("list", 'ArgoCdRoleMapping', None, None),
     'AssociateAccessPolicyRequest': ("structure", 'AssociateAccessPolicyRequest', (
         ('cluster_name', 'clusterName', 'name', 'String', 'uri', True, False),
         ('principal_arn', 'principalArn', 'principalArn', 'String', 'uri', True, False),
@@ -200,24 +201,24 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('update', 'update', 'update', 'Update', None, False, False),
         ('tags', 'tags', 'tags', 'TagMap', None, False, False),
     )),
-    'AssociatedAccessPoliciesList': ("list", 'AssociatedAccessPolicy', None),
+    'AssociatedAccessPoliciesList': ("list", 'AssociatedAccessPolicy', None, None),
     'AssociatedAccessPolicy': ("structure", 'AssociatedAccessPolicy', (
         ('policy_arn', 'policyArn', 'policyArn', 'String', None, False, False),
         ('access_scope', 'accessScope', 'accessScope', 'AccessScope', None, False, False),
         ('associated_at', 'associatedAt', 'associatedAt', 'Timestamp', None, False, False),
         ('modified_at', 'modifiedAt', 'modifiedAt', 'Timestamp', None, False, False),
     )),
-    'AuthenticationMode': ("string", None, 'AuthenticationMode'),
+    'AuthenticationMode': ("string", None, 'AuthenticationMode', None, None),
     'AutoScalingGroup': ("structure", 'AutoScalingGroup', (
         ('name', 'name', 'name', 'String', None, False, False),
     )),
-    'AutoScalingGroupList': ("list", 'AutoScalingGroup', None),
+    'AutoScalingGroupList': ("list", 'AutoScalingGroup', None, None),
     'BlockStorage': ("structure", 'BlockStorage', (
         ('enabled', 'enabled', 'enabled', 'BoxedBoolean', None, False, False),
     )),
     'Boolean': ("boolean",),
     'BoxedBoolean': ("boolean",),
-    'BoxedInteger': ("integer", None),
+    'BoxedInteger': ("integer", None, None),
     'CancelUpdateRequest': ("structure", 'CancelUpdateRequest', (
         ('name', 'name', 'name', 'String', 'uri', True, False),
         ('update_id', 'updateId', 'updateId', 'String', 'uri', True, False),
@@ -230,7 +231,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('status', 'status', 'status', 'CancellationStatus', None, False, False),
         ('reason', 'reason', 'reason', 'String', None, False, False),
     )),
-    'CancellationStatus': ("string", None, 'CancellationStatus'),
+    'CancellationStatus': ("string", None, 'CancellationStatus', None, None),
     'Capability': ("structure", 'Capability', (
         ('capability_name', 'capabilityName', 'capabilityName', 'String', None, False, False),
         ('arn', 'arn', 'arn', 'String', None, False, False),
@@ -254,7 +255,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('argo_cd', 'argoCd', 'argoCd', 'ArgoCdConfigResponse', None, False, False),
         ('ack', 'ack', 'ack', 'AckConfigResponse', None, False, False),
     )),
-    'CapabilityDeletePropagationPolicy': ("string", None, 'CapabilityDeletePropagationPolicy'),
+    'CapabilityDeletePropagationPolicy': ("string", None, 'CapabilityDeletePropagationPolicy', None, None),
     'CapabilityHealth': ("structure", 'CapabilityHealth', (
         ('issues', 'issues', 'issues', 'CapabilityIssueList', None, False, False),
     )),
@@ -262,9 +263,9 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('code', 'code', 'code', 'CapabilityIssueCode', None, False, False),
         ('message', 'message', 'message', 'String', None, False, False),
     )),
-    'CapabilityIssueCode': ("string", None, 'CapabilityIssueCode'),
-    'CapabilityIssueList': ("list", 'CapabilityIssue', None),
-    'CapabilityStatus': ("string", None, 'CapabilityStatus'),
+    'CapabilityIssueCode': ("string", None, 'CapabilityIssueCode', None, None),
+    'CapabilityIssueList': ("list", 'CapabilityIssue', None, None),
+    'CapabilityStatus': ("string", None, 'CapabilityStatus', None, None),
     'CapabilitySummary': ("structure", 'CapabilitySummary', (
         ('capability_name', 'capabilityName', 'capabilityName', 'String', None, False, False),
         ('arn', 'arn', 'arn', 'String', None, False, False),
@@ -274,12 +275,12 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('created_at', 'createdAt', 'createdAt', 'Timestamp', None, False, False),
         ('modified_at', 'modifiedAt', 'modifiedAt', 'Timestamp', None, False, False),
     )),
-    'CapabilitySummaryList': ("list", 'CapabilitySummary', None),
-    'CapabilityType': ("string", None, 'CapabilityType'),
-    'Capacity': ("integer", 1),
-    'CapacityTypes': ("string", None, 'CapacityTypes'),
-    'Category': ("string", None, 'Category'),
-    'CategoryList': ("list", 'Category', None),
+    'CapabilitySummaryList': ("list", 'CapabilitySummary', None, None),
+    'CapabilityType': ("string", None, 'CapabilityType', None, None),
+    'Capacity': ("integer", 1, None),
+    'CapacityTypes': ("string", None, 'CapacityTypes', None, None),
+    'Category': ("string", None, 'Category', None, None),
+    'CategoryList': ("list", 'Category', None, None),
     'Certificate': ("structure", 'Certificate', (
         ('data', 'data', 'data', 'String', None, False, False),
         ('active', 'active', 'active', 'ActiveCertificateAuthority', None, False, False),
@@ -297,15 +298,15 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('rollback_available', 'rollbackAvailable', 'rollbackAvailable', 'BoxedBoolean', None, False, False),
         ('data', 'data', 'data', 'String', None, False, False),
     )),
-    'CertificateAuthorityActivatedBy': ("string", None, 'CertificateAuthorityActivatedBy'),
-    'CertificateAuthorityCreatedBy': ("string", None, 'CertificateAuthorityCreatedBy'),
-    'CertificateAuthorityDistributionStatus': ("string", None, 'CertificateAuthorityDistributionStatus'),
-    'CertificateAuthorityMaxResults': ("integer", 1),
+    'CertificateAuthorityActivatedBy': ("string", None, 'CertificateAuthorityActivatedBy', None, None),
+    'CertificateAuthorityCreatedBy': ("string", None, 'CertificateAuthorityCreatedBy', None, None),
+    'CertificateAuthorityDistributionStatus': ("string", None, 'CertificateAuthorityDistributionStatus', None, None),
+    'CertificateAuthorityMaxResults': ("integer", 1, 100),
     'CertificateAuthorityScheduledEvents': ("structure", 'CertificateAuthorityScheduledEvents', (
         ('first_auto_activation', 'firstAutoActivation', 'firstAutoActivation', 'Timestamp', None, False, False),
         ('final_auto_activation', 'finalAutoActivation', 'finalAutoActivation', 'Timestamp', None, False, False),
     )),
-    'CertificateAuthoritySigningStatus': ("string", None, 'CertificateAuthoritySigningStatus'),
+    'CertificateAuthoritySigningStatus': ("string", None, 'CertificateAuthoritySigningStatus', None, None),
     'CertificateAuthoritySummary': ("structure", 'CertificateAuthoritySummary', (
         ('id', 'id', 'id', 'String', None, False, False),
         ('created_at', 'createdAt', 'createdAt', 'Timestamp', None, False, False),
@@ -315,7 +316,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('signing_status', 'signingStatus', 'signingStatus', 'CertificateAuthoritySigningStatus', None, False, False),
         ('distribution_status', 'distributionStatus', 'distributionStatus', 'CertificateAuthorityDistributionStatus', None, False, False),
     )),
-    'CertificateAuthoritySummaryList': ("list", 'CertificateAuthoritySummary', None),
+    'CertificateAuthoritySummaryList': ("list", 'CertificateAuthoritySummary', None, None),
     'CertificateAuthorityValidity': ("structure", 'CertificateAuthorityValidity', (
         ('not_before', 'notBefore', 'notBefore', 'Timestamp', None, False, False),
         ('not_after', 'notAfter', 'notAfter', 'Timestamp', None, False, False),
@@ -325,7 +326,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('number_of_requests_last30_days', 'numberOfRequestsLast30Days', 'numberOfRequestsLast30Days', 'Integer', None, False, False),
         ('last_request_time', 'lastRequestTime', 'lastRequestTime', 'Timestamp', None, False, False),
     )),
-    'ClientStats': ("list", 'ClientStat', None),
+    'ClientStats': ("list", 'ClientStat', None, None),
     'Cluster': ("structure", 'Cluster', (
         ('name', 'name', 'name', 'String', None, False, False),
         ('arn', 'arn', 'arn', 'String', None, False, False),
@@ -367,10 +368,10 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('message', 'message', 'message', 'String', None, False, False),
         ('resource_ids', 'resourceIds', 'resourceIds', 'StringList', None, False, False),
     )),
-    'ClusterIssueCode': ("string", None, 'ClusterIssueCode'),
-    'ClusterIssueList': ("list", 'ClusterIssue', None),
-    'ClusterName': ("string", 1, None),
-    'ClusterStatus': ("string", None, 'ClusterStatus'),
+    'ClusterIssueCode': ("string", None, 'ClusterIssueCode', None, None),
+    'ClusterIssueList': ("list", 'ClusterIssue', None, None),
+    'ClusterName': ("string", 1, None, 100, '^[0-9A-Za-z][A-Za-z0-9\\-_]*'),
+    'ClusterStatus': ("string", None, 'ClusterStatus', None, None),
     'ClusterVersionInformation': ("structure", 'ClusterVersionInformation', (
         ('cluster_version', 'clusterVersion', 'clusterVersion', 'String', None, False, False),
         ('cluster_type', 'clusterType', 'clusterType', 'String', None, False, False),
@@ -385,9 +386,9 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('control_plane_scaling_tiers', 'controlPlaneScalingTiers', 'controlPlaneScalingTiers', 'ControlPlaneScalingTierList', None, False, False),
         ('control_plane_component_config', 'controlPlaneComponentConfig', 'controlPlaneComponentConfig', 'ControlPlaneConfigInfo', None, False, False),
     )),
-    'ClusterVersionList': ("list", 'ClusterVersionInformation', None),
-    'ClusterVersionStatus': ("string", None, 'ClusterVersionStatus'),
-    'Compatibilities': ("list", 'Compatibility', None),
+    'ClusterVersionList': ("list", 'ClusterVersionInformation', None, None),
+    'ClusterVersionStatus': ("string", None, 'ClusterVersionStatus', None, None),
+    'Compatibilities': ("list", 'Compatibility', None, None),
     'Compatibility': ("structure", 'Compatibility', (
         ('cluster_version', 'clusterVersion', 'clusterVersion', 'String', None, False, False),
         ('platform_versions', 'platformVersions', 'platformVersions', 'StringList', None, False, False),
@@ -403,7 +404,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('node_pools', 'nodePools', 'nodePools', 'StringList', None, False, False),
         ('node_role_arn', 'nodeRoleArn', 'nodeRoleArn', 'String', None, False, False),
     )),
-    'ConnectorConfigProvider': ("string", None, 'ConnectorConfigProvider'),
+    'ConnectorConfigProvider': ("string", None, 'ConnectorConfigProvider', None, None),
     'ConnectorConfigRequest': ("structure", 'ConnectorConfigRequest', (
         ('role_arn', 'roleArn', 'roleArn', 'String', None, True, False),
         ('provider', 'provider', 'provider', 'ConnectorConfigProvider', None, True, False),
@@ -420,7 +421,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('kube_scheduler_config', 'kubeSchedulerConfig', 'kubeSchedulerConfig', 'KubeSchedulerVersionConfig', None, False, False),
         ('kube_controller_manager_config', 'kubeControllerManagerConfig', 'kubeControllerManagerConfig', 'KubeControllerManagerVersionConfig', None, False, False),
     )),
-    'ControlPlaneEgressModeType': ("string", None, 'ControlPlaneEgressModeType'),
+    'ControlPlaneEgressModeType': ("string", None, 'ControlPlaneEgressModeType', None, None),
     'ControlPlanePlacementRequest': ("structure", 'ControlPlanePlacementRequest', (
         ('group_name', 'groupName', 'groupName', 'String', None, False, False),
         ('spread_level', 'spreadLevel', 'spreadLevel', 'SpreadLevel', None, False, False),
@@ -439,7 +440,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('cluster_database_size_gb', 'clusterDatabaseSizeGb', 'clusterDatabaseSizeGb', 'BoxedInteger', None, False, False),
         ('control_plane_component_config_overrides', 'controlPlaneComponentConfigOverrides', 'controlPlaneComponentConfigOverrides', 'ControlPlaneConfigInfo', None, False, False),
     )),
-    'ControlPlaneScalingTierList': ("list", 'ControlPlaneScalingTierInfo', None),
+    'ControlPlaneScalingTierList': ("list", 'ControlPlaneScalingTierInfo', None, 10),
     'CreateAccessConfigRequest': ("structure", 'CreateAccessConfigRequest', (
         ('bootstrap_cluster_creator_admin_permissions', 'bootstrapClusterCreatorAdminPermissions', 'bootstrapClusterCreatorAdminPermissions', 'BoxedBoolean', None, False, False),
         ('authentication_mode', 'authenticationMode', 'authenticationMode', 'AuthenticationMode', None, False, False),
@@ -652,7 +653,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('start_serving_replacement_version', 'startServingReplacementVersion', 'startServingReplacementVersion', 'String', None, False, False),
         ('client_stats', 'clientStats', 'clientStats', 'ClientStats', None, False, False),
     )),
-    'DeprecationDetails': ("list", 'DeprecationDetail', None),
+    'DeprecationDetails': ("list", 'DeprecationDetail', None, None),
     'DeregisterClusterRequest': ("structure", 'DeregisterClusterRequest', (
         ('name', 'name', 'name', 'String', 'uri', True, False),
     )),
@@ -692,7 +693,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('publishers', 'publishers', 'publishers', 'StringList', 'querystring', False, False),
         ('owners', 'owners', 'owners', 'StringList', 'querystring', False, False),
     )),
-    'DescribeAddonVersionsRequestMaxResults': ("integer", 1),
+    'DescribeAddonVersionsRequestMaxResults': ("integer", 1, 100),
     'DescribeAddonVersionsResponse': ("structure", 'DescribeAddonVersionsResponse', (
         ('addons', 'addons', 'addons', 'Addons', None, False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', None, False, False),
@@ -717,7 +718,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
     'DescribeClusterResponse': ("structure", 'DescribeClusterResponse', (
         ('cluster', 'cluster', 'cluster', 'Cluster', None, False, False),
     )),
-    'DescribeClusterVersionMaxResults': ("integer", 1),
+    'DescribeClusterVersionMaxResults': ("integer", 1, 100),
     'DescribeClusterVersionsRequest': ("structure", 'DescribeClusterVersionsRequest', (
         ('cluster_type', 'clusterType', 'clusterType', 'String', 'querystring', False, False),
         ('max_results', 'maxResults', 'maxResults', 'DescribeClusterVersionMaxResults', 'querystring', False, False),
@@ -830,16 +831,16 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('licenses', 'licenses', 'licenses', 'LicenseList', None, False, False),
         ('tags', 'tags', 'tags', 'TagMap', None, False, False),
     )),
-    'EksAnywhereSubscriptionLicenseType': ("string", None, 'EksAnywhereSubscriptionLicenseType'),
-    'EksAnywhereSubscriptionList': ("list", 'EksAnywhereSubscription', None),
-    'EksAnywhereSubscriptionName': ("string", 1, None),
-    'EksAnywhereSubscriptionStatus': ("string", None, 'EksAnywhereSubscriptionStatus'),
-    'EksAnywhereSubscriptionStatusValues': ("list", 'EksAnywhereSubscriptionStatus', None),
+    'EksAnywhereSubscriptionLicenseType': ("string", None, 'EksAnywhereSubscriptionLicenseType', None, None),
+    'EksAnywhereSubscriptionList': ("list", 'EksAnywhereSubscription', None, None),
+    'EksAnywhereSubscriptionName': ("string", 1, None, 100, '^[0-9A-Za-z][A-Za-z0-9\\-_]*'),
+    'EksAnywhereSubscriptionStatus': ("string", None, 'EksAnywhereSubscriptionStatus', None, None),
+    'EksAnywhereSubscriptionStatusValues': ("list", 'EksAnywhereSubscriptionStatus', None, None),
     'EksAnywhereSubscriptionTerm': ("structure", 'EksAnywhereSubscriptionTerm', (
         ('duration', 'duration', 'duration', 'Integer', None, False, False),
         ('unit', 'unit', 'unit', 'EksAnywhereSubscriptionTermUnit', None, False, False),
     )),
-    'EksAnywhereSubscriptionTermUnit': ("string", None, 'EksAnywhereSubscriptionTermUnit'),
+    'EksAnywhereSubscriptionTermUnit': ("string", None, 'EksAnywhereSubscriptionTermUnit', None, None),
     'ElasticLoadBalancing': ("structure", 'ElasticLoadBalancing', (
         ('enabled', 'enabled', 'enabled', 'BoxedBoolean', None, False, False),
     )),
@@ -847,14 +848,14 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('resources', 'resources', 'resources', 'StringList', None, False, False),
         ('provider', 'provider', 'provider', 'Provider', None, False, False),
     )),
-    'EncryptionConfigList': ("list", 'EncryptionConfig', None),
-    'ErrorCode': ("string", None, 'ErrorCode'),
+    'EncryptionConfigList': ("list", 'EncryptionConfig', None, 1),
+    'ErrorCode': ("string", None, 'ErrorCode', None, None),
     'ErrorDetail': ("structure", 'ErrorDetail', (
         ('error_code', 'errorCode', 'errorCode', 'ErrorCode', None, False, False),
         ('error_message', 'errorMessage', 'errorMessage', 'String', None, False, False),
         ('resource_ids', 'resourceIds', 'resourceIds', 'StringList', None, False, False),
     )),
-    'ErrorDetails': ("list", 'ErrorDetail', None),
+    'ErrorDetails': ("list", 'ErrorDetail', None, None),
     'EtcdPlacementRequest': ("structure", 'EtcdPlacementRequest', (
         ('spread_level', 'spreadLevel', 'spreadLevel', 'SpreadLevel', None, False, False),
     )),
@@ -881,16 +882,16 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('message', 'message', 'message', 'String', None, False, False),
         ('resource_ids', 'resourceIds', 'resourceIds', 'StringList', None, False, False),
     )),
-    'FargateProfileIssueCode': ("string", None, 'FargateProfileIssueCode'),
-    'FargateProfileIssueList': ("list", 'FargateProfileIssue', None),
-    'FargateProfileLabel': ("map", 'String', 'String', None),
+    'FargateProfileIssueCode': ("string", None, 'FargateProfileIssueCode', None, None),
+    'FargateProfileIssueList': ("list", 'FargateProfileIssue', None, None),
+    'FargateProfileLabel': ("map", 'String', 'String', None, None),
     'FargateProfileSelector': ("structure", 'FargateProfileSelector', (
         ('namespace', 'namespace', 'namespace', 'String', None, False, False),
         ('labels', 'labels', 'labels', 'FargateProfileLabel', None, False, False),
     )),
-    'FargateProfileSelectors': ("list", 'FargateProfileSelector', None),
-    'FargateProfileStatus': ("string", None, 'FargateProfileStatus'),
-    'FargateProfilesRequestMaxResults': ("integer", 1),
+    'FargateProfileSelectors': ("list", 'FargateProfileSelector', None, None),
+    'FargateProfileStatus': ("string", None, 'FargateProfileStatus', None, None),
+    'FargateProfilesRequestMaxResults': ("integer", 1, 100),
     'HorizontalPodAutoscalerControllerConfigRequest': ("structure", 'HorizontalPodAutoscalerControllerConfigRequest', (
         ('horizontal_pod_autoscaler_sync_period', 'horizontalPodAutoscalerSyncPeriod', 'horizontalPodAutoscalerSyncPeriod', 'String', None, False, False),
     )),
@@ -910,8 +911,8 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
     'IdentityProviderConfigResponse': ("structure", 'IdentityProviderConfigResponse', (
         ('oidc', 'oidc', 'oidc', 'OidcIdentityProviderConfig', None, False, False),
     )),
-    'IdentityProviderConfigs': ("list", 'IdentityProviderConfig', None),
-    'IncludeClustersList': ("list", 'String', None),
+    'IdentityProviderConfigs': ("list", 'IdentityProviderConfig', None, None),
+    'IncludeClustersList': ("list", 'String', None, None),
     'Insight': ("structure", 'Insight', (
         ('id', 'id', 'id', 'String', None, False, False),
         ('name', 'name', 'name', 'String', None, False, False),
@@ -935,14 +936,14 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('kubernetes_resource_uri', 'kubernetesResourceUri', 'kubernetesResourceUri', 'String', None, False, False),
         ('arn', 'arn', 'arn', 'String', None, False, False),
     )),
-    'InsightResourceDetails': ("list", 'InsightResourceDetail', None),
+    'InsightResourceDetails': ("list", 'InsightResourceDetail', None, None),
     'InsightStatus': ("structure", 'InsightStatus', (
         ('status', 'status', 'status', 'InsightStatusValue', None, False, False),
         ('reason', 'reason', 'reason', 'String', None, False, False),
     )),
-    'InsightStatusValue': ("string", None, 'InsightStatusValue'),
-    'InsightStatusValueList': ("list", 'InsightStatusValue', None),
-    'InsightSummaries': ("list", 'InsightSummary', None),
+    'InsightStatusValue': ("string", None, 'InsightStatusValue', None, None),
+    'InsightStatusValueList': ("list", 'InsightStatusValue', None, None),
+    'InsightSummaries': ("list", 'InsightSummary', None, None),
     'InsightSummary': ("structure", 'InsightSummary', (
         ('id', 'id', 'id', 'String', None, False, False),
         ('name', 'name', 'name', 'String', None, False, False),
@@ -958,8 +959,8 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('kubernetes_versions', 'kubernetesVersions', 'kubernetesVersions', 'StringList', None, False, False),
         ('statuses', 'statuses', 'statuses', 'InsightStatusValueList', None, False, False),
     )),
-    'InsightsRefreshStatus': ("string", None, 'InsightsRefreshStatus'),
-    'Integer': ("integer", None),
+    'InsightsRefreshStatus': ("string", None, 'InsightsRefreshStatus', None, None),
+    'Integer': ("integer", None, None),
     'IntegerConstraints': ("structure", 'IntegerConstraints', (
         ('min', 'min', 'min', 'BoxedInteger', None, False, False),
         ('max', 'max', 'max', 'BoxedInteger', None, False, False),
@@ -972,13 +973,13 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('min', 'min', 'min', 'BoxedInteger', None, False, False),
         ('max', 'max', 'max', 'BoxedInteger', None, False, False),
     )),
-    'IpFamily': ("string", None, 'IpFamily'),
+    'IpFamily': ("string", None, 'IpFamily', None, None),
     'Issue': ("structure", 'Issue', (
         ('code', 'code', 'code', 'NodegroupIssueCode', None, False, False),
         ('message', 'message', 'message', 'String', None, False, False),
         ('resource_ids', 'resourceIds', 'resourceIds', 'StringList', None, False, False),
     )),
-    'IssueList': ("list", 'Issue', None),
+    'IssueList': ("list", 'Issue', None, None),
     'KubeApiServerConfigRequest': ("structure", 'KubeApiServerConfigRequest', (
         ('event_ttl', 'eventTtl', 'eventTtl', 'String', None, False, False),
         ('service_node_port_range', 'serviceNodePortRange', 'serviceNodePortRange', 'ServiceNodePortRange', None, False, False),
@@ -1032,14 +1033,14 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('id', 'id', 'id', 'String', None, False, False),
         ('token', 'token', 'token', 'String', None, False, False),
     )),
-    'LicenseList': ("list", 'License', None),
+    'LicenseList': ("list", 'License', None, None),
     'ListAccessEntriesRequest': ("structure", 'ListAccessEntriesRequest', (
         ('cluster_name', 'clusterName', 'name', 'String', 'uri', True, False),
         ('associated_policy_arn', 'associatedPolicyArn', 'associatedPolicyArn', 'String', 'querystring', False, False),
         ('max_results', 'maxResults', 'maxResults', 'ListAccessEntriesRequestMaxResults', 'querystring', False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', 'querystring', False, False),
     )),
-    'ListAccessEntriesRequestMaxResults': ("integer", 1),
+    'ListAccessEntriesRequestMaxResults': ("integer", 1, 100),
     'ListAccessEntriesResponse': ("structure", 'ListAccessEntriesResponse', (
         ('access_entries', 'accessEntries', 'accessEntries', 'StringList', None, False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', None, False, False),
@@ -1048,7 +1049,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('max_results', 'maxResults', 'maxResults', 'ListAccessPoliciesRequestMaxResults', 'querystring', False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', 'querystring', False, False),
     )),
-    'ListAccessPoliciesRequestMaxResults': ("integer", 1),
+    'ListAccessPoliciesRequestMaxResults': ("integer", 1, 100),
     'ListAccessPoliciesResponse': ("structure", 'ListAccessPoliciesResponse', (
         ('access_policies', 'accessPolicies', 'accessPolicies', 'AccessPoliciesList', None, False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', None, False, False),
@@ -1058,7 +1059,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('max_results', 'maxResults', 'maxResults', 'ListAddonsRequestMaxResults', 'querystring', False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', 'querystring', False, False),
     )),
-    'ListAddonsRequestMaxResults': ("integer", 1),
+    'ListAddonsRequestMaxResults': ("integer", 1, 100),
     'ListAddonsResponse': ("structure", 'ListAddonsResponse', (
         ('addons', 'addons', 'addons', 'StringList', None, False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', None, False, False),
@@ -1069,7 +1070,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('max_results', 'maxResults', 'maxResults', 'ListAssociatedAccessPoliciesRequestMaxResults', 'querystring', False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', 'querystring', False, False),
     )),
-    'ListAssociatedAccessPoliciesRequestMaxResults': ("integer", 1),
+    'ListAssociatedAccessPoliciesRequestMaxResults': ("integer", 1, 100),
     'ListAssociatedAccessPoliciesResponse': ("structure", 'ListAssociatedAccessPoliciesResponse', (
         ('cluster_name', 'clusterName', 'clusterName', 'String', None, False, False),
         ('principal_arn', 'principalArn', 'principalArn', 'String', None, False, False),
@@ -1081,7 +1082,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('next_token', 'nextToken', 'nextToken', 'String', 'querystring', False, False),
         ('max_results', 'maxResults', 'maxResults', 'ListCapabilitiesRequestMaxResults', 'querystring', False, False),
     )),
-    'ListCapabilitiesRequestMaxResults': ("integer", 1),
+    'ListCapabilitiesRequestMaxResults': ("integer", 1, 100),
     'ListCapabilitiesResponse': ("structure", 'ListCapabilitiesResponse', (
         ('capabilities', 'capabilities', 'capabilities', 'CapabilitySummaryList', None, False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', None, False, False),
@@ -1100,7 +1101,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('next_token', 'nextToken', 'nextToken', 'String', 'querystring', False, False),
         ('include', 'include', 'include', 'IncludeClustersList', 'querystring', False, False),
     )),
-    'ListClustersRequestMaxResults': ("integer", 1),
+    'ListClustersRequestMaxResults': ("integer", 1, 100),
     'ListClustersResponse': ("structure", 'ListClustersResponse', (
         ('clusters', 'clusters', 'clusters', 'StringList', None, False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', None, False, False),
@@ -1110,7 +1111,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('next_token', 'nextToken', 'nextToken', 'String', 'querystring', False, False),
         ('include_status', 'includeStatus', 'includeStatus', 'EksAnywhereSubscriptionStatusValues', 'querystring', False, False),
     )),
-    'ListEksAnywhereSubscriptionsRequestMaxResults': ("integer", 1),
+    'ListEksAnywhereSubscriptionsRequestMaxResults': ("integer", 1, 100),
     'ListEksAnywhereSubscriptionsResponse': ("structure", 'ListEksAnywhereSubscriptionsResponse', (
         ('subscriptions', 'subscriptions', 'subscriptions', 'EksAnywhereSubscriptionList', None, False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', None, False, False),
@@ -1129,12 +1130,12 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('max_results', 'maxResults', 'maxResults', 'ListIdentityProviderConfigsRequestMaxResults', 'querystring', False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', 'querystring', False, False),
     )),
-    'ListIdentityProviderConfigsRequestMaxResults': ("integer", 1),
+    'ListIdentityProviderConfigsRequestMaxResults': ("integer", 1, 100),
     'ListIdentityProviderConfigsResponse': ("structure", 'ListIdentityProviderConfigsResponse', (
         ('identity_provider_configs', 'identityProviderConfigs', 'identityProviderConfigs', 'IdentityProviderConfigs', None, False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', None, False, False),
     )),
-    'ListInsightsMaxResults': ("integer", 1),
+    'ListInsightsMaxResults': ("integer", 1, 100),
     'ListInsightsRequest': ("structure", 'ListInsightsRequest', (
         ('cluster_name', 'clusterName', 'name', 'String', 'uri', True, False),
         ('filter', 'filter', 'filter', 'InsightsFilter', None, False, False),
@@ -1150,12 +1151,12 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('max_results', 'maxResults', 'maxResults', 'ListNodegroupsRequestMaxResults', 'querystring', False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', 'querystring', False, False),
     )),
-    'ListNodegroupsRequestMaxResults': ("integer", 1),
+    'ListNodegroupsRequestMaxResults': ("integer", 1, 100),
     'ListNodegroupsResponse': ("structure", 'ListNodegroupsResponse', (
         ('nodegroups', 'nodegroups', 'nodegroups', 'StringList', None, False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', None, False, False),
     )),
-    'ListPodIdentityAssociationsMaxResults': ("integer", 1),
+    'ListPodIdentityAssociationsMaxResults': ("integer", 1, 100),
     'ListPodIdentityAssociationsRequest': ("structure", 'ListPodIdentityAssociationsRequest', (
         ('cluster_name', 'clusterName', 'name', 'String', 'uri', True, False),
         ('namespace', 'namespace', 'namespace', 'String', 'querystring', False, False),
@@ -1181,7 +1182,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('next_token', 'nextToken', 'nextToken', 'String', 'querystring', False, False),
         ('max_results', 'maxResults', 'maxResults', 'ListUpdatesRequestMaxResults', 'querystring', False, False),
     )),
-    'ListUpdatesRequestMaxResults': ("integer", 1),
+    'ListUpdatesRequestMaxResults': ("integer", 1, 100),
     'ListUpdatesResponse': ("structure", 'ListUpdatesResponse', (
         ('update_ids', 'updateIds', 'updateIds', 'StringList', None, False, False),
         ('next_token', 'nextToken', 'nextToken', 'String', None, False, False),
@@ -1190,9 +1191,9 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('types', 'types', 'types', 'LogTypes', None, False, False),
         ('enabled', 'enabled', 'enabled', 'BoxedBoolean', None, False, False),
     )),
-    'LogSetups': ("list", 'LogSetup', None),
-    'LogType': ("string", None, 'LogType'),
-    'LogTypes': ("list", 'LogType', None),
+    'LogSetups': ("list", 'LogSetup', None, None),
+    'LogType': ("string", None, 'LogType', None, None),
+    'LogTypes': ("list", 'LogType', None, None),
     'Logging': ("structure", 'Logging', (
         ('cluster_logging', 'clusterLogging', 'clusterLogging', 'LogSetups', None, False, False),
     )),
@@ -1214,7 +1215,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('min_repair_wait_time_mins', 'minRepairWaitTimeMins', 'minRepairWaitTimeMins', 'NonZeroInteger', None, False, False),
         ('repair_action', 'repairAction', 'repairAction', 'RepairAction', None, False, False),
     )),
-    'NodeRepairConfigOverridesList': ("list", 'NodeRepairConfigOverrides', None),
+    'NodeRepairConfigOverridesList': ("list", 'NodeRepairConfigOverrides', None, None),
     'NodeResourcesFitConfig': ("structure", 'NodeResourcesFitConfig', (
         ('scoring_strategy', 'scoringStrategy', 'scoringStrategy', 'ScoringStrategy', None, False, False),
     )),
@@ -1251,7 +1252,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
     'NodegroupHealth': ("structure", 'NodegroupHealth', (
         ('issues', 'issues', 'issues', 'IssueList', None, False, False),
     )),
-    'NodegroupIssueCode': ("string", None, 'NodegroupIssueCode'),
+    'NodegroupIssueCode': ("string", None, 'NodegroupIssueCode', None, None),
     'NodegroupResources': ("structure", 'NodegroupResources', (
         ('auto_scaling_groups', 'autoScalingGroups', 'autoScalingGroups', 'AutoScalingGroupList', None, False, False),
         ('remote_access_security_group', 'remoteAccessSecurityGroup', 'remoteAccessSecurityGroup', 'String', None, False, False),
@@ -1261,14 +1262,14 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('max_size', 'maxSize', 'maxSize', 'Capacity', None, False, False),
         ('desired_size', 'desiredSize', 'desiredSize', 'ZeroCapacity', None, False, False),
     )),
-    'NodegroupStatus': ("string", None, 'NodegroupStatus'),
+    'NodegroupStatus': ("string", None, 'NodegroupStatus', None, None),
     'NodegroupUpdateConfig': ("structure", 'NodegroupUpdateConfig', (
         ('max_unavailable', 'maxUnavailable', 'maxUnavailable', 'NonZeroInteger', None, False, False),
         ('max_unavailable_percentage', 'maxUnavailablePercentage', 'maxUnavailablePercentage', 'PercentCapacity', None, False, False),
         ('update_strategy', 'updateStrategy', 'updateStrategy', 'NodegroupUpdateStrategies', None, False, False),
     )),
-    'NodegroupUpdateStrategies': ("string", None, 'NodegroupUpdateStrategies'),
-    'NonZeroInteger': ("integer", 1),
+    'NodegroupUpdateStrategies': ("string", None, 'NodegroupUpdateStrategies', None, None),
+    'NonZeroInteger': ("integer", 1, None),
     'OIDC': ("structure", 'OIDC', (
         ('issuer', 'issuer', 'issuer', 'String', None, False, False),
     )),
@@ -1310,7 +1311,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('etcd_instance_type', 'etcdInstanceType', 'etcdInstanceType', 'String', None, False, False),
         ('etcd_placement', 'etcdPlacement', 'etcdPlacement', 'EtcdPlacementResponse', None, False, False),
     )),
-    'PercentCapacity': ("integer", 1),
+    'PercentCapacity': ("integer", 1, 100),
     'PodGcControllerConfigRequest': ("structure", 'PodGcControllerConfigRequest', (
         ('terminated_pod_gc_threshold', 'terminatedPodGcThreshold', 'terminatedPodGcThreshold', 'TerminatedPodGcThresholdValue', None, False, False),
     )),
@@ -1336,7 +1337,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('external_id', 'externalId', 'externalId', 'String', None, False, False),
         ('policy', 'policy', 'policy', 'String', None, False, False),
     )),
-    'PodIdentityAssociationSummaries': ("list", 'PodIdentityAssociationSummary', None),
+    'PodIdentityAssociationSummaries': ("list", 'PodIdentityAssociationSummary', None, None),
     'PodIdentityAssociationSummary': ("structure", 'PodIdentityAssociationSummary', (
         ('cluster_name', 'clusterName', 'clusterName', 'String', None, False, False),
         ('namespace', 'namespace', 'namespace', 'String', None, False, False),
@@ -1356,7 +1357,7 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
     'Provider': ("structure", 'Provider', (
         ('key_arn', 'keyArn', 'keyArn', 'String', None, False, False),
     )),
-    'ProvisionedControlPlaneTier': ("string", None, 'ProvisionedControlPlaneTier'),
+    'ProvisionedControlPlaneTier': ("string", None, 'ProvisionedControlPlaneTier', None, None),
     'RegisterClusterRequest': ("structure", 'RegisterClusterRequest', (
         ('name', 'name', 'name', 'ClusterName', None, True, False),
         ('connector_config', 'connectorConfig', 'connectorConfig', 'ConnectorConfigRequest', None, True, False),
@@ -1381,13 +1382,13 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
     'RemoteNodeNetwork': ("structure", 'RemoteNodeNetwork', (
         ('cidrs', 'cidrs', 'cidrs', 'StringList', None, False, False),
     )),
-    'RemoteNodeNetworkList': ("list", 'RemoteNodeNetwork', None),
+    'RemoteNodeNetworkList': ("list", 'RemoteNodeNetwork', None, 1),
     'RemotePodNetwork': ("structure", 'RemotePodNetwork', (
         ('cidrs', 'cidrs', 'cidrs', 'StringList', None, False, False),
     )),
-    'RemotePodNetworkList': ("list", 'RemotePodNetwork', None),
-    'RepairAction': ("string", None, 'RepairAction'),
-    'ResolveConflicts': ("string", None, 'ResolveConflicts'),
+    'RemotePodNetworkList': ("list", 'RemotePodNetwork', None, 1),
+    'RepairAction': ("string", None, 'RepairAction', None, None),
+    'ResolveConflicts': ("string", None, 'ResolveConflicts', None, None),
     'ResourceConstraints': ("structure", 'ResourceConstraints', (
         ('name', 'name', 'name', 'AllowedValuesConstraint', None, False, False),
         ('weight', 'weight', 'weight', 'IntegerRangeConstraint', None, False, False),
@@ -1396,10 +1397,10 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('name', 'name', 'name', 'ResourceWeightName', None, False, False),
         ('weight', 'weight', 'weight', 'ResourceWeightValue', None, False, False),
     )),
-    'ResourceWeightList': ("list", 'ResourceWeight', None),
-    'ResourceWeightName': ("string", 1, None),
-    'ResourceWeightValue': ("integer", 1),
-    'RoleArn': ("string", 1, None),
+    'ResourceWeightList': ("list", 'ResourceWeight', None, 100),
+    'ResourceWeightName': ("string", 1, None, 253, None),
+    'ResourceWeightValue': ("integer", 1, 100),
+    'RoleArn': ("string", 1, None, 255, None),
     'RollbackConfig': ("structure", 'RollbackConfig', (
         ('timeout_minutes', 'timeoutMinutes', 'timeoutMinutes', 'BoxedInteger', None, False, False),
     )),
@@ -1415,18 +1416,18 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('scoring_strategy', 'scoringStrategy', 'scoringStrategy', 'AllowedValuesConstraint', None, False, False),
         ('resources', 'resources', 'resources', 'ResourceConstraints', None, False, False),
     )),
-    'ScoringStrategyType': ("string", None, 'ScoringStrategyType'),
+    'ScoringStrategyType': ("string", None, 'ScoringStrategyType', None, None),
     'ServiceNodePortRange': ("structure", 'ServiceNodePortRange', (
         ('min_port', 'minPort', 'minPort', 'Integer', None, False, False),
         ('max_port', 'maxPort', 'maxPort', 'Integer', None, False, False),
     )),
-    'SpreadLevel': ("string", None, 'SpreadLevel'),
+    'SpreadLevel': ("string", None, 'SpreadLevel', None, None),
     'SsoIdentity': ("structure", 'SsoIdentity', (
         ('id', 'id', 'id', 'String', None, True, False),
         ('type', 'type', 'type', 'SsoIdentityType', None, True, False),
     )),
-    'SsoIdentityList': ("list", 'SsoIdentity', None),
-    'SsoIdentityType': ("string", None, 'SsoIdentityType'),
+    'SsoIdentityList': ("list", 'SsoIdentity', None, None),
+    'SsoIdentityType': ("string", None, 'SsoIdentityType', None, None),
     'StartInsightsRefreshRequest': ("structure", 'StartInsightsRefreshRequest', (
         ('cluster_name', 'clusterName', 'name', 'String', 'uri', True, False),
     )),
@@ -1440,26 +1441,26 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
     'StorageConfigResponse': ("structure", 'StorageConfigResponse', (
         ('block_storage', 'blockStorage', 'blockStorage', 'BlockStorage', None, False, False),
     )),
-    'String': ("string", None, None),
-    'StringList': ("list", 'String', None),
-    'SupportType': ("string", None, 'SupportType'),
-    'TagKey': ("string", 1, None),
-    'TagKeyList': ("list", 'TagKey', 1),
-    'TagMap': ("map", 'TagKey', 'TagValue', 1),
+    'String': ("string", None, None, None, None),
+    'StringList': ("list", 'String', None, None),
+    'SupportType': ("string", None, 'SupportType', None, None),
+    'TagKey': ("string", 1, None, 128, None),
+    'TagKeyList': ("list", 'TagKey', 1, 50),
+    'TagMap': ("map", 'TagKey', 'TagValue', 1, 50),
     'TagResourceRequest': ("structure", 'TagResourceRequest', (
         ('resource_arn', 'resourceArn', 'resourceArn', 'String', 'uri', True, False),
         ('tags', 'tags', 'tags', 'TagMap', None, True, False),
     )),
     'TagResourceResponse': ("structure", 'TagResourceResponse', (
     )),
-    'TagValue': ("string", None, None),
+    'TagValue': ("string", None, None, 256, None),
     'Taint': ("structure", 'Taint', (
         ('key', 'key', 'key', 'taintKey', None, False, False),
         ('value', 'value', 'value', 'taintValue', None, False, False),
         ('effect', 'effect', 'effect', 'TaintEffect', None, False, False),
     )),
-    'TaintEffect': ("string", None, 'TaintEffect'),
-    'TerminatedPodGcThresholdValue': ("integer", 1),
+    'TaintEffect': ("string", None, 'TaintEffect', None, None),
+    'TerminatedPodGcThresholdValue': ("integer", 1, 1000000),
     'Timestamp': ("timestamp",),
     'UntagResourceRequest': ("structure", 'UntagResourceRequest', (
         ('resource_arn', 'resourceArn', 'resourceArn', 'String', 'uri', True, False),
@@ -1598,8 +1599,8 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('type', 'type', 'type', 'UpdateParamType', None, False, False),
         ('value', 'value', 'value', 'String', None, False, False),
     )),
-    'UpdateParamType': ("string", None, 'UpdateParamType'),
-    'UpdateParams': ("list", 'UpdateParam', None),
+    'UpdateParamType': ("string", None, 'UpdateParamType', None, None),
+    'UpdateParams': ("list", 'UpdateParam', None, None),
     'UpdatePodIdentityAssociationRequest': ("structure", 'UpdatePodIdentityAssociationRequest', (
         ('cluster_name', 'clusterName', 'name', 'String', 'uri', True, False),
         ('association_id', 'associationId', 'associationId', 'String', 'uri', True, False),
@@ -1616,19 +1617,19 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('add_or_update_role_mappings', 'addOrUpdateRoleMappings', 'addOrUpdateRoleMappings', 'ArgoCdRoleMappingList', None, False, False),
         ('remove_role_mappings', 'removeRoleMappings', 'removeRoleMappings', 'ArgoCdRoleMappingList', None, False, False),
     )),
-    'UpdateStatus': ("string", None, 'UpdateStatus'),
+    'UpdateStatus': ("string", None, 'UpdateStatus', None, None),
     'UpdateTaintsPayload': ("structure", 'UpdateTaintsPayload', (
         ('add_or_update_taints', 'addOrUpdateTaints', 'addOrUpdateTaints', 'taintsList', None, False, False),
         ('remove_taints', 'removeTaints', 'removeTaints', 'taintsList', None, False, False),
     )),
-    'UpdateType': ("string", None, 'UpdateType'),
+    'UpdateType': ("string", None, 'UpdateType', None, None),
     'UpgradePolicyRequest': ("structure", 'UpgradePolicyRequest', (
         ('support_type', 'supportType', 'supportType', 'SupportType', None, False, False),
     )),
     'UpgradePolicyResponse': ("structure", 'UpgradePolicyResponse', (
         ('support_type', 'supportType', 'supportType', 'SupportType', None, False, False),
     )),
-    'VersionStatus': ("string", None, 'VersionStatus'),
+    'VersionStatus': ("string", None, 'VersionStatus', None, None),
     'VpcConfigRequest': ("structure", 'VpcConfigRequest', (
         ('subnet_ids', 'subnetIds', 'subnetIds', 'StringList', None, False, False),
         ('security_group_ids', 'securityGroupIds', 'securityGroupIds', 'StringList', None, False, False),
@@ -1654,24 +1655,24 @@ SHAPES: Final[dict[str, tuple[Any, ...]]] = {
         ('pool_state', 'poolState', 'poolState', 'WarmPoolState', None, False, False),
         ('reuse_on_scale_in', 'reuseOnScaleIn', 'reuseOnScaleIn', 'BoxedBoolean', None, False, False),
     )),
-    'WarmPoolState': ("string", None, 'WarmPoolState'),
-    'ZeroCapacity': ("integer", 0),
+    'WarmPoolState': ("string", None, 'WarmPoolState', None, None),
+    'ZeroCapacity': ("integer", 0, None),
     'ZonalShiftConfigRequest': ("structure", 'ZonalShiftConfigRequest', (
         ('enabled', 'enabled', 'enabled', 'BoxedBoolean', None, False, False),
     )),
     'ZonalShiftConfigResponse': ("structure", 'ZonalShiftConfigResponse', (
         ('enabled', 'enabled', 'enabled', 'BoxedBoolean', None, False, False),
     )),
-    'configStatus': ("string", None, 'ConfigStatus'),
-    'labelKey': ("string", 1, None),
-    'labelValue': ("string", 1, None),
-    'labelsKeyList': ("list", 'String', None),
-    'labelsMap': ("map", 'labelKey', 'labelValue', None),
-    'namespace': ("string", 1, None),
-    'requiredClaimsKey': ("string", 1, None),
-    'requiredClaimsMap': ("map", 'requiredClaimsKey', 'requiredClaimsValue', None),
-    'requiredClaimsValue': ("string", 1, None),
-    'taintKey': ("string", 1, None),
-    'taintValue': ("string", 0, None),
-    'taintsList': ("list", 'Taint', None),
+    'configStatus': ("string", None, 'ConfigStatus', None, None),
+    'labelKey': ("string", 1, None, 63, None),
+    'labelValue': ("string", 1, None, 63, None),
+    'labelsKeyList': ("list", 'String', None, None),
+    'labelsMap': ("map", 'labelKey', 'labelValue', None, None),
+    'namespace': ("string", 1, None, 63, None),
+    'requiredClaimsKey': ("string", 1, None, 63, None),
+    'requiredClaimsMap': ("map", 'requiredClaimsKey', 'requiredClaimsValue', None, None),
+    'requiredClaimsValue': ("string", 1, None, 253, None),
+    'taintKey': ("string", 1, None, 63, None),
+    'taintValue': ("string", 0, None, 63, None),
+    'taintsList': ("list", 'Taint', None, None),
 }

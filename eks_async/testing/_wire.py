@@ -9,6 +9,7 @@ serialized here with the headers EKS sends (``x-amzn-RequestId``, ``x-amzn-Error
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -43,21 +44,7 @@ CORAL_AVAILABILITY_NAMESPACE: Final = (
 
 #: HTTP status of each error code the emulator sends (the model's, and AWS's front end's).
 ERROR_STATUS: Final[Mapping[str, int]] = {
-    "AccessDeniedException": 403,
-    "BadRequestException": 400,
-    "ClientException": 400,
-    "InvalidParameterException": 400,
-    "InvalidRequestException": 400,
-    "InvalidStateException": 400,
-    "NotFoundException": 404,
-    "ResourceInUseException": 409,
-    "ResourceLimitExceededException": 400,
-    "ResourceNotFoundException": 404,
-    "ResourcePropagationDelayException": 428,
-    "ServerException": 500,
-    "ServiceUnavailableException": 503,
-    "ThrottlingException": 429,
-    "UnsupportedAvailabilityZoneException": 400,
+    **{code: cls.modeled_status or 400 for code, cls in ERRORS_BY_CODE.items()},
     # Not in the EKS model: sent by AWS's front end.
     "TooManyRequestsException": 429,
     "IncompleteSignatureException": 403,
@@ -75,19 +62,18 @@ _FRONT_END = {
     "TooManyRequestsException": CORAL_AVAILABILITY_NAMESPACE,
 }
 
-# Limits botocore's model states that the generated shape table does not carry.
-_MAX_SIZE: Final[Mapping[str, int]] = {
-    "ClusterName": 100,
-    "TagKey": 128,
-    "TagValue": 256,
-    "TagMap": 50,
-    "TagKeyList": 50,
-    "requiredClaimsKey": 63,
-    "requiredClaimsValue": 253,
-    "EncryptionConfigList": 1,
-}
-_MAX_RESULTS: Final = 100  # every *MaxResults integer shape of the model: 1 to 100
-_CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9\-_]*")
+
+
+@functools.cache
+def _pattern(regex: str) -> re.Pattern[str]:
+    return re.compile(regex)
+
+
+def _maximum(shape: tuple[Any, ...]) -> int | None:
+    """The model's maximum size (or value, for integers) of a shape, when it has one."""
+    index = {"string": 3, "integer": 2, "list": 3, "map": 4}.get(shape[0])
+    limit: int | None = shape[index] if index is not None else None
+    return limit
 
 
 class WireError(Exception):
@@ -273,7 +259,7 @@ def _preview(value: Any) -> str:
 def _check(shape_name: str, value: Any, where: str) -> Any:
     shape = SHAPES[shape_name]
     kind = shape[0]
-    maximum = _MAX_SIZE.get(shape_name)
+    maximum = _maximum(shape)
     if kind == "string":
         if not isinstance(value, str):
             raise _Bad(where, f"expected a string, got {_json_type(value)}")
@@ -285,20 +271,16 @@ def _check(shape_name: str, value: Any, where: str) -> Any:
             allowed = getattr(models, shape[2])._value2member_map_
             if value not in allowed:
                 raise _Bad(where, f"{_preview(value)} is not one of {', '.join(allowed)}")
-        if shape_name == "ClusterName" and not _CLUSTER_NAME.fullmatch(value):
-            raise _Bad(
-                where,
-                "must start with a letter or digit and contain only letters, "
-                "digits, hyphens and underscores",
-            )
+        if shape[4] is not None and not _pattern(shape[4]).match(value):
+            raise _Bad(where, f"{_preview(value)} does not match the pattern {shape[4]}")
         return value
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Bad(where, f"expected an integer, got {_json_type(value)}")
         if shape[1] is not None and value < shape[1]:
             raise _Bad(where, f"{value} is less than the minimum of {shape[1]}")
-        if shape_name.endswith("MaxResults") and value > _MAX_RESULTS:
-            raise _Bad(where, f"{value} is more than the maximum of {_MAX_RESULTS}")
+        if maximum is not None and value > maximum:
+            raise _Bad(where, f"{value} is more than the maximum of {maximum}")
         if not -(2**31) <= value < 2**31:
             raise _Bad(where, f"{value} is out of range")
         return value
