@@ -188,3 +188,35 @@ def test_readme_demo_command_on_a_fresh_virtual_environment(tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Summary" in result.stdout and "update_successful: Successful" in result.stdout
+
+
+def test_ctrl_c_while_waiting_stops_cleanly() -> None:
+    import signal
+    import time
+
+    emulator = EKSEmulator(time_scale=1.0)  # EKS's real pace: the update takes 15+ minutes
+    emulator.add_cluster("prod")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY=TEST_SECRET_ACCESS_KEY)
+    with run_emulator_server(emulator) as srv:
+        base = [sys.executable, "-m", "eks_async", "--region", "us-west-2",
+                "--endpoint-url", srv.url]
+        started = subprocess.run(
+            [*base, "idp", "associate", "--cluster-name", "prod", "--name", "okta",
+             "--issuer-url", "https://example.okta.com", "--client-id", "k8s"],
+            env=env, capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )
+        update_id = json.loads(started.stdout)["update"]["id"]
+        proc = subprocess.Popen(
+            [*base, "update", "wait", "--cluster-name", "prod", "--update-id", update_id],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        )
+        deadline = time.monotonic() + 30
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # the first poll's line: the wait is under way
+        assert "update_successful: InProgress" in first
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert out == ""
