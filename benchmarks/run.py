@@ -439,12 +439,13 @@ def markdown(summary: dict[str, dict[str, Any]], waiters: dict[str, dict[str, An
         f"Server: {meta['server']['cpu_per_request_ms'] * 1e3:.0f} µs CPU per request "
         "(its own process). `import eks_async` imports botocore: "
         f"{'YES' if imp['botocore'] else 'no'}; aiohttp: {'yes' if imp['aiohttp'] else 'no'} "
-        "(eks_async imports aiohttp on its first call, so that cost is in its first call).",
+        "(eks_async's default path is its own HTTP/1.1 client; aiohttp is imported only for a "
+        "proxy from the environment).",
         "Import: `import eks_async` vs `import aiobotocore.session`, fresh process each, warm "
-        "byte code. Both import httpx, which imports its own CLI (click, rich, pygments) when "
-        "click is importable, as in this dev venv; the second import row hides click.",
+        "byte code. httpx imports its own CLI (click, rich, pygments) when click is importable, "
+        "as in this dev venv; the second import row hides click.",
         "Memory is RSS over the process's RSS after the imports (one aiobotocore session "
-        "for its 100 clients); eks_async's figure after one call includes importing aiohttp.",
+        "for its 100 clients).",
     ]
     return "\n".join(lines), targets
 
