@@ -9,7 +9,8 @@ so neither costs the first call anything.
 
 A reused keep-alive connection that the server closed before sending any byte of an answer
 is retried once on a new connection (the request never reached the application, as httpcore
-assumes too). A cancelled or failed exchange closes its connection.
+assumes too). A cancelled or failed exchange closes its connection, and so do bytes beyond
+an answer or on an idle connection (the server is out of step).
 """
 
 from __future__ import annotations
@@ -70,14 +71,17 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            self.close()  # bytes no request asked for: the connection is out of step
+            return
         self.got_bytes = True
         self.buffer += data
-        if self.waiter is not None and not self.waiter.done():
-            try:
-                self._parse()
-            except (ValueError, IndexError) as exc:
-                self._fail(SendError(f"RemoteProtocolError: malformed answer: {exc}"))
-                self.close()
+        try:
+            self._parse()
+        except (ValueError, IndexError) as exc:
+            self._fail(SendError(f"RemoteProtocolError: malformed answer: {exc}"))
+            self.close()
 
     def eof_received(self) -> bool:
         return False
@@ -120,14 +124,16 @@ class _Connection(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
         assert self.headers is not None
+        if self.buffer:  # more than the answer: whatever it is, the connection is out of step
+            self.keep_alive = False
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result((self.status, self.headers, body))
 
     def _parse(self) -> None:
         buf = self.buffer
-        if self.headers is None:
+        while self.headers is None:
             end = buf.find(b"\r\n\r\n")
-            if end < 0:
+            if end < 0 or end > _MAX_HEAD:
                 if len(buf) > _MAX_HEAD:
                     raise ValueError("header section too long")
                 return
@@ -136,28 +142,31 @@ class _Connection(asyncio.Protocol):
             version, status = lines[0].split(" ", 2)[:2]
             if not version.startswith("HTTP/1."):
                 raise ValueError(f"not HTTP/1.x: {lines[0][:40]!r}")
+            self.status = int(status)
+            if not 100 <= self.status < 600:
+                raise ValueError(f"status {self.status}")
+            if self.status < 200:  # an interim answer: the real one follows
+                continue
             headers: dict[str, str] = {}
             for line in lines[1:]:
                 name, _, value = line.partition(":")
                 name = name.strip().lower()
                 value = value.strip()
                 headers[name] = f"{headers[name]}, {value}" if name in headers else value
-            self.status = int(status)
-            if 100 <= self.status < 200:  # an interim answer: the real one follows
-                self._parse()
-                return
             self.headers = headers
             connection = headers.get("connection", "").lower()
             if version == "HTTP/1.1":
                 self.keep_alive = "close" not in connection
             else:
                 self.keep_alive = "keep-alive" in connection
-            if "chunked" in headers.get("transfer-encoding", "").lower():
+            if self.status in (204, 304):  # never a body, whatever the headers say
+                self.length = 0
+            elif "chunked" in headers.get("transfer-encoding", "").lower():
                 self.chunked = True
             elif "content-length" in headers:
                 self.length = int(headers["content-length"])
-            elif self.status in (204, 304):
-                self.length = 0
+                if self.length < 0:
+                    raise ValueError("negative Content-Length")
             else:
                 self.length = -2  # until the server closes
                 self.keep_alive = False
@@ -176,6 +185,8 @@ class _Connection(asyncio.Protocol):
                 if end < 0:
                     return
                 size = int(bytes(buf[:end]).split(b";", 1)[0], 16)
+                if size < 0:
+                    raise ValueError("negative chunk size")
                 if size == 0:  # the last chunk, optional trailers, a blank line
                     stop = buf.find(b"\r\n\r\n", end)
                     if stop >= 0:
@@ -192,27 +203,36 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.keep_alive = False
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.transport is not None:
             self.transport.close()
 
 
 def _split(prefix: str) -> tuple[str, str, int, str]:
-    """``(scheme, host, port, netloc)`` of ``scheme://netloc``."""
+    """``(scheme, host, port, Host header)`` of ``scheme://netloc``; the header has the port
+    only when it is not the scheme's default, as httpx and botocore write it."""
     scheme, sep, netloc = prefix.partition("://")
     if not sep or scheme not in ("http", "https"):
         raise SendError(f"UnsupportedProtocol: {prefix!r}")
-    host, port = netloc, 443 if scheme == "https" else 80
+    default = 443 if scheme == "https" else 80
+    host, port, p = netloc, default, ""
     if "@" in host:
         raise SendError("LocalProtocolError: credentials in the URL are not supported")
     if host.startswith("["):
         close = host.find("]")
         if host[close + 1 : close + 2] == ":":
-            port = int(host[close + 2 :])
+            p = host[close + 2 :]
         host = host[1:close]
     elif ":" in host:
         host, _, p = host.rpartition(":")
+    if p:
+        if not (p.isascii() and p.isdigit() and 0 < int(p) < 65536):
+            raise SendError(f"UnsupportedProtocol: bad port in {prefix!r}")
         port = int(p)
-    return scheme, host, port, netloc
+    host_header = netloc[: len(netloc) - len(p) - 1] if p and port == default else netloc
+    return scheme, host, port, host_header
 
 
 class Http11Pool:
@@ -260,7 +280,7 @@ class Http11Pool:
         """``(status, headers with lower-case names, body)``; ``SendError`` without one.
 
         ``url`` is sent as given; ``headers`` as given, plus Host when missing and
-        Content-Length when there is a body.
+        Content-Length when there is a body. A CR or LF in them raises before any sending.
         """
         if self._closed:
             raise SendError("LocalProtocolError: the client is closed")
@@ -269,16 +289,20 @@ class Http11Pool:
         parts = self._splits.get(prefix)
         if parts is None:
             parts = self._splits[prefix] = _split(prefix)
-        scheme, host, port, netloc = parts
+        scheme, host, port, host_header = parts
         target = "/" + pieces[3] if len(pieces) > 3 else "/"
-        lines = [f"{method} {target} HTTP/1.1\r\n"]
-        if "Host" not in headers:
-            lines.append(f"Host: {netloc}\r\n")
-        lines.extend([f"{k}: {v}\r\n" for k, v in headers.items()])
+        lines = [f"{method} {target} HTTP/1.1"]
+        if "Host" not in headers and not any(k.lower() == "host" for k in headers):
+            lines.append(f"Host: {host_header}")
+        lines.extend([f"{k}: {v}" for k, v in headers.items()])
         if body:
-            lines.append(f"Content-Length: {len(body)}\r\n")
+            lines.append(f"Content-Length: {len(body)}")
+        flat = "".join(lines)  # no CR or LF of its own (memchr-fast to check)
+        if "\r" in flat or "\n" in flat:
+            raise SendError("LocalProtocolError: CR or LF in a header or in the URL")
         lines.append("\r\n")
-        data = "".join(lines).encode()
+        head = "\r\n".join(lines)
+        data = head.encode()
         if body:
             data += body
         sem = self._sem
@@ -299,6 +323,8 @@ class Http11Pool:
 
     async def _exchange(self, key: tuple[str, str, int], data: bytes) -> Answer:
         for _ in range(2):
+            if self._closed:  # closed while this request waited or was in flight
+                raise SendError("LocalProtocolError: the client is closed")
             conn, reused = self._take(key)
             if conn is None:
                 conn = await self._connect(*key)
@@ -307,7 +333,7 @@ class Http11Pool:
                 answer = await conn.send(data, self._read_timeout)
             except _Stale:
                 conn.close()
-                if reused:
+                if reused or self._closed:
                     continue
                 raise SendError("RemoteProtocolError: server closed the connection") from None
             except BaseException:
@@ -329,7 +355,7 @@ class Http11Pool:
             now = time.monotonic()
             while idle:
                 conn = idle.pop()
-                if not conn.lost and now - conn.used < self._expiry:
+                if conn.keep_alive and not conn.lost and now - conn.used < self._expiry:
                     return conn, True
                 conn.close()
         return None, False
