@@ -427,6 +427,11 @@ async def test_kubernetes_asyncio_lists_and_creates_service_accounts(served: Ser
             "payments", k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="worker"))
         )
         assert in_ns.metadata.namespace == "payments"
+        in_payments = await core.list_namespaced_service_account("payments")
+        # A new namespace comes with its "default" service account, as in Kubernetes.
+        assert sorted(sa.metadata.name for sa in in_payments.items) == ["default", "worker"]
+        # Listing a namespace that does not exist answers an empty list, as Kubernetes does.
+        assert (await core.list_namespaced_service_account("nowhere")).items == []
         with pytest.raises(k8s.ApiException) as missing_ns:
             await core.create_namespaced_service_account(
                 "nowhere", k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="worker"))

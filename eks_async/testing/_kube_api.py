@@ -242,8 +242,7 @@ class KubeState:
                     return 200, self._list("ServiceAccountList", items)
                 raise _method(method)
             case ["api", "v1", "namespaces", ns, "serviceaccounts"]:
-                if method == "GET":
-                    self._namespace(ns)
+                if method == "GET":  # as Kubernetes: a missing namespace lists empty
                     keys = sorted(k for k in self.service_accounts if k[0] == ns)
                     items = [self.service_accounts[k] for k in keys]
                     return 200, self._list("ServiceAccountList", items)
@@ -292,7 +291,10 @@ class KubeState:
             raise _already_exists("namespaces", name)
         if dry_run:
             return 201, _preview(body, "Namespace")
-        return 201, copy.deepcopy(self._add_namespace(body, epoch))
+        created = copy.deepcopy(self._add_namespace(body, epoch))
+        # Kubernetes gives every new namespace its "default" service account.
+        self._add_service_account(name, {"metadata": {"name": "default"}}, epoch)
+        return 201, created
 
     def _create_service_account(
         self, namespace: str, body: dict[str, Any], epoch: float, dry_run: bool
