@@ -18,6 +18,10 @@ and the ApiClient asks for one before each request, so a client kept open for ho
 sends an expired token. The CA is written to a private temporary file for the lifetime of
 the block (kubernetes_asyncio reads CAs only from files) and removed afterwards.
 
+kubernetes_asyncio sets no request timeout and does not retry: pass
+``_request_timeout=`` on calls that must not hang, and retry 429s and 5xx where it matters
+(``examples/batch_onboard.py`` shows both).
+
 kubernetes_asyncio's objects are typed ``Any`` here: its hints are partial at best.
 """
 
