@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Final
 
 from ._exceptions import EndpointResolutionError
@@ -98,18 +99,84 @@ _RULE_PARTITIONS: Final[tuple[_RulePartition, ...]] = tuple(
     ) in _data.PARTITIONS
 )
 
-_LEGACY_PARTITIONS: Final[tuple[_LegacyPartition, ...]] = tuple(
-    _LegacyPartition(
-        name=name,
-        regex=re.compile(regex),
-        regions=_data.LEGACY_REGIONS[name],
-        skipped_for_dualstack=skipped,
-        variants=_data.LEGACY_VARIANTS[name],
-    )
-    for name, regex, skipped in _data.LEGACY_PARTITIONS
-)
-# The legacy lookup's fallback; botocore takes the last partition of that name.
-_LEGACY_FALLBACK: Final = next(p for p in reversed(_LEGACY_PARTITIONS) if p.name == "aws")
+Combo = tuple[bool, bool]
+
+
+class LegacyTable:
+    """botocore's older endpoint data for one service, which still vets every client."""
+
+    __slots__ = ("_fallback", "_partitions", "_region_variants")
+
+    def __init__(self, data: ModuleType) -> None:
+        self._partitions = tuple(
+            _LegacyPartition(
+                name=name,
+                regex=re.compile(regex),
+                regions=data.LEGACY_REGIONS[name],
+                skipped_for_dualstack=skipped,
+                variants=data.LEGACY_VARIANTS[name],
+            )
+            for name, regex, skipped in data.LEGACY_PARTITIONS
+        )
+        # The legacy lookup's fallback; botocore takes the last partition of that name.
+        self._fallback = next(p for p in reversed(self._partitions) if p.name == "aws")
+        self._region_variants: dict[tuple[str, str], frozenset[Combo]] = (
+            data.LEGACY_REGION_VARIANTS
+        )
+
+    def partition(self, region: str, use_dualstack: bool) -> _LegacyPartition:
+        for partition in self._partitions:
+            if use_dualstack and partition.skipped_for_dualstack:
+                continue
+            if region in partition.regions or partition.regex.match(region):
+                return partition
+        return self._fallback
+
+    def variants(self, partition: _LegacyPartition, region: str) -> frozenset[Combo]:
+        return self._region_variants.get((partition.name, region), partition.variants)
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where a region lands once botocore's checks pass: what both rule sets need."""
+
+    #: The region without its FIPS markers.
+    region: str
+    #: (FIPS, dual-stack), FIPS on also when the name carried a marker.
+    combo: Combo
+    #: "standard", "FIPS", "dual-stack" or "FIPS dual-stack", for messages.
+    kind: str
+    #: The partition of botocore's older endpoint data.
+    legacy: str
+    #: The partition of the endpoint rules.
+    partition: Partition
+
+
+def locate(
+    given: str, use_fips: bool, use_dualstack: bool, *, service: str, legacy: LegacyTable
+) -> Located:
+    """botocore's checks and partition choice for a name-checked region, for ``service``.
+
+    Raises ``EndpointResolutionError`` where botocore refuses to make the client.
+    """
+    region, pseudo = region_from_fips_pseudo(given)
+    use_fips = use_fips or pseudo
+    combo = (use_fips, use_dualstack)
+    kind = _describe(use_fips, use_dualstack)
+    old = legacy.partition(region, use_dualstack)
+    if (use_fips or use_dualstack) and combo not in legacy.variants(old, region):
+        raise EndpointResolutionError(
+            f"no {kind} {service} endpoint for region {given!r}: botocore's endpoint data has "
+            f"no {kind} variant for partition {old.name!r}, so it refuses this client"
+        )
+    if not _HOST_LABEL.fullmatch(region):
+        raise EndpointResolutionError(
+            f"no {service} endpoint for region {given!r}: {_not_a_label(given, region)}"
+        )
+    return Located(region, combo, kind, old.name, _rule_partition(region).info)
+
+
+_EKS_LEGACY: Final = LegacyTable(_data)
 
 # resolve_endpoint results by (region, use_fips, use_dualstack): (True, url) or
 # (False, error message).  Cleared when full, so odd inputs cannot grow it without bound.
@@ -130,7 +197,8 @@ def region_from_fips_pseudo(region: str) -> tuple[str, bool]:
     return stripped, stripped != region
 
 
-def _check_name(region: str) -> None:
+def check_region_name(region: str) -> None:
+    """Refuse a region name botocore would refuse (``EndpointResolutionError``)."""
     if not isinstance(region, str) or not _REGION_NAME.match(region):
         raise EndpointResolutionError(
             f"invalid region name {region!r}: expected letters, digits and hyphens "
@@ -143,15 +211,6 @@ def _rule_partition(region: str) -> _RulePartition:
         if region in partition.regions or partition.regex.match(region):
             return partition
     return _RULE_PARTITIONS[0]
-
-
-def _legacy_partition(region: str, use_dualstack: bool) -> _LegacyPartition:
-    for partition in _LEGACY_PARTITIONS:
-        if use_dualstack and partition.skipped_for_dualstack:
-            continue
-        if region in partition.regions or partition.regex.match(region):
-            return partition
-    return _LEGACY_FALLBACK
 
 
 def _not_a_label(given: str, region: str) -> str:
@@ -172,31 +231,18 @@ def _describe(use_fips: bool, use_dualstack: bool) -> str:
 
 def _resolve(given: str, use_fips: bool, use_dualstack: bool) -> tuple[bool, str]:
     """(True, url) or (False, why there is none) for an already name-checked region."""
-    region, pseudo = region_from_fips_pseudo(given)
-    use_fips = use_fips or pseudo
-    combo = (use_fips, use_dualstack)
-    kind = _describe(use_fips, use_dualstack)
-
-    legacy = _legacy_partition(region, use_dualstack)
-    if use_fips or use_dualstack:
-        variants = _data.LEGACY_REGION_VARIANTS.get((legacy.name, region), legacy.variants)
-        if combo not in variants:
-            return False, (
-                f"no {kind} EKS endpoint for region {given!r}: botocore's endpoint data has "
-                f"no {kind} variant for partition {legacy.name!r}, so it refuses this client"
-            )
-    if not _HOST_LABEL.fullmatch(region):
-        return False, f"no EKS endpoint for region {given!r}: {_not_a_label(given, region)}"
-
-    partition = _rule_partition(region)
-    template = _data.URL_TEMPLATES[partition.info.name][combo]
+    try:
+        where = locate(given, use_fips, use_dualstack, service="EKS", legacy=_EKS_LEGACY)
+    except EndpointResolutionError as exc:
+        return False, str(exc)
+    name = where.partition.name
+    template = _data.URL_TEMPLATES[name][where.combo]
     if template is None:
-        reason = _data.RULE_ERRORS.get(partition.info.name, {}).get(combo, "no endpoint")
+        reason = _data.RULE_ERRORS.get(name, {}).get(where.combo, "no endpoint")
         return False, (
-            f"no {kind} EKS endpoint for region {given!r} "
-            f"(partition {partition.info.name!r}): {reason}"
+            f"no {where.kind} EKS endpoint for region {given!r} (partition {name!r}): {reason}"
         )
-    return True, template.format(region=region)
+    return True, template.format(region=where.region)
 
 
 def resolve_endpoint(region: str, *, use_fips: bool = False, use_dualstack: bool = False) -> str:
@@ -214,7 +260,7 @@ def resolve_endpoint(region: str, *, use_fips: bool = False, use_dualstack: bool
     key = (region, bool(use_fips), bool(use_dualstack))
     found = _CACHE.get(key)
     if found is None:
-        _check_name(region)
+        check_region_name(region)
         found = _resolve(*key)
         if len(_CACHE) >= _CACHE_LIMIT:
             _CACHE.clear()
@@ -231,7 +277,7 @@ def partition_of(region: str) -> Partition:
     Unknown regions fall back to ``aws`` as in botocore.  Raises ``EndpointResolutionError``
     for a region name botocore would refuse.
     """
-    _check_name(region)
+    check_region_name(region)
     stripped, _pseudo = region_from_fips_pseudo(region)
     if not _HOST_LABEL.fullmatch(stripped):
         raise EndpointResolutionError(

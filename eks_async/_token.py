@@ -26,14 +26,13 @@ from typing import Any, Final, NamedTuple
 import attrs
 
 from ._credentials import Credentials, CredentialsProvider
-from ._endpoints import region_from_fips_pseudo
+from ._endpoints import LegacyTable, check_region_name, locate
 from ._exceptions import (
     ConfigurationError,
     CredentialsError,
     EndpointResolutionError,
     ParamValidationError,
 )
-from ._generated import endpoints as _partition_data
 from ._generated import sts_endpoints as _data
 from ._sigv4 import SigV4Signer
 
@@ -82,69 +81,7 @@ class StsEndpoint(NamedTuple):
     signing_region: str
 
 
-@attrs.frozen(slots=True)
-class _Partition:
-    name: str
-    regex: re.Pattern[str]
-    regions: frozenset[str]
-
-
-@attrs.frozen(slots=True)
-class _LegacyPartition:
-    name: str
-    regex: re.Pattern[str]
-    regions: frozenset[str]
-    skipped_for_dualstack: bool
-    variants: frozenset[tuple[bool, bool]]
-
-
-# botocore.utils.validate_region_name (re.match with ``$``), and one host label as
-# botocore.utils.is_valid_endpoint_url accepts it.
-_REGION_NAME: Final = re.compile(r"^(?![0-9]+$)(?!-)[a-zA-Z0-9-]{,63}(?<!-)$")
-_HOST_LABEL: Final = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-
-_PARTITIONS: Final = tuple(
-    _Partition(
-        name=row[0], regex=re.compile(row[1]), regions=_partition_data.PARTITION_REGIONS[row[0]]
-    )
-    for row in _partition_data.PARTITIONS
-)
-_LEGACY: Final = tuple(
-    _LegacyPartition(
-        name=name,
-        regex=re.compile(regex),
-        regions=_data.LEGACY_REGIONS[name],
-        skipped_for_dualstack=skipped,
-        variants=_data.LEGACY_VARIANTS[name],
-    )
-    for name, regex, skipped in _data.LEGACY_PARTITIONS
-)
-_LEGACY_FALLBACK: Final = next(p for p in reversed(_LEGACY) if p.name == "aws")
-
-
-def _rules_partition(region: str) -> str:
-    for partition in _PARTITIONS:
-        if region in partition.regions or partition.regex.match(region):
-            return partition.name
-    return _PARTITIONS[0].name
-
-
-def _legacy_partition(region: str, use_dualstack: bool) -> _LegacyPartition:
-    for partition in _LEGACY:
-        if use_dualstack and partition.skipped_for_dualstack:
-            continue
-        if region in partition.regions or partition.regex.match(region):
-            return partition
-    return _LEGACY_FALLBACK
-
-
-def _kind(use_fips: bool, use_dualstack: bool) -> str:
-    return {
-        (False, False): "standard",
-        (False, True): "dual-stack",
-        (True, False): "FIPS",
-        (True, True): "FIPS dual-stack",
-    }[(use_fips, use_dualstack)]
+_STS_LEGACY: Final = LegacyTable(_data)
 
 
 def resolve_sts_endpoint(
@@ -161,42 +98,22 @@ def resolve_sts_endpoint(
 
     Raises ``EndpointResolutionError`` wherever botocore has no STS endpoint either.
     """
-    if not isinstance(region, str) or not _REGION_NAME.match(region):
-        raise EndpointResolutionError(
-            f"invalid region name {region!r}: expected letters, digits and hyphens "
-            "(at most 63, not only digits, not starting or ending with a hyphen)"
-        )
-    stripped, pseudo = region_from_fips_pseudo(region)
-    combo = (bool(use_fips) or pseudo, bool(use_dualstack))
-    kind = _kind(*combo)
-
-    legacy = _legacy_partition(stripped, combo[1])
-    if combo != (False, False):
-        variants = _data.LEGACY_REGION_VARIANTS.get((legacy.name, stripped), legacy.variants)
-        if combo not in variants:
-            raise EndpointResolutionError(
-                f"no {kind} STS endpoint for region {region!r}: botocore's endpoint data has "
-                f"no {kind} variant for partition {legacy.name!r}"
-            )
-    if not _HOST_LABEL.fullmatch(stripped):
-        raise EndpointResolutionError(
-            f"no STS endpoint for region {region!r}: {stripped!r} cannot be a DNS label"
-        )
-
+    check_region_name(region)
+    where = locate(region, bool(use_fips), bool(use_dualstack), service="STS", legacy=_STS_LEGACY)
+    stripped, combo = where.region, where.combo
     special = _data.SPECIAL_REGIONS.get(stripped, {})
     if combo in special:
         url = special[combo]
         reason = _data.SPECIAL_REGION_ERRORS.get(stripped, {}).get(combo)
     else:
-        partition = _rules_partition(stripped)
-        template = _data.URL_TEMPLATES[partition][combo]
+        template = _data.URL_TEMPLATES[where.partition.name][combo]
         url = None if template is None else template.format(region=stripped)
-        reason = _data.RULE_ERRORS.get(partition, {}).get(combo)
+        reason = _data.RULE_ERRORS.get(where.partition.name, {}).get(combo)
     if url is None:
         raise EndpointResolutionError(
-            f"no {kind} STS endpoint for region {region!r}: {reason or 'no endpoint'}"
+            f"no {where.kind} STS endpoint for region {region!r}: {reason or 'no endpoint'}"
         )
-    signing_region = _data.LEGACY_SIGNING_REGIONS.get((legacy.name, stripped), {}).get(
+    signing_region = _data.LEGACY_SIGNING_REGIONS.get((where.legacy, stripped), {}).get(
         combo, stripped
     )
     return StsEndpoint(url, signing_region)
