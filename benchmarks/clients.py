@@ -48,43 +48,15 @@ def rss_bytes() -> int:
 # --- clients ------------------------------------------------------------------------------
 
 
-class _Variant:
-    """Which eks_async path to use: its defaults, or a prototype from ``proposals``."""
-
-    name = "default"
-    transport: Any = None
-
-
-_VARIANT = _Variant()
-VARIANTS = ("default", "lean", "raw", "lean+raw")
-
-
-def set_variant(name: str) -> None:
-    """``lean``: no httpx objects per call; ``raw``: asyncio HTTP/1.1 instead of aiohttp."""
-    if name not in VARIANTS:
-        raise ValueError(f"unknown variant {name!r}")
-    _VARIANT.name = name
-    if "lean" in name:
-        from .proposals import lean
-
-        lean.install()
-
-
 def make_eks(url: str) -> Any:
-    """An ``EKSClient`` with explicit credentials (and the variant's transport)."""
+    """An ``EKSClient`` with explicit credentials, on its default path."""
     import eks_async
 
-    kwargs: dict[str, Any] = {}
-    if "raw" in _VARIANT.name:
-        from .proposals.rawhttp import RawTransport
-
-        _VARIANT.transport = kwargs["transport"] = RawTransport()
     return eks_async.EKSClient(
         region=REGION,
         endpoint_url=url,
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY,
-        **kwargs,
     )
 
 
@@ -115,8 +87,6 @@ async def open_client(kind: str, url: str, session: Any = None) -> AsyncIterator
                 return pending
 
             yield call
-            if _VARIANT.transport is not None:
-                await _VARIANT.transport.aclose()
     elif kind == "aiobotocore":
         from aiobotocore.session import get_session
 
@@ -232,8 +202,6 @@ async def task_first(kind: str, url: str) -> dict[str, Any]:
                 cluster_name=BENCH_CLUSTER, association_id=BENCH_ASSOCIATION_ID
             )
             t2 = time.perf_counter()
-        if _VARIANT.transport is not None:
-            await _VARIANT.transport.aclose()
         # Warm figure: the cost of another client once everything is loaded.
         w0 = time.perf_counter()
         for _ in range(1000):
@@ -331,11 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to this CPU")
-    parser.add_argument("--variant", choices=VARIANTS, default="default",
-                        help="eks_async only: a prototype path from benchmarks/proposals")
     args = parser.parse_args(argv)
-    if args.kind == "eks_async" and args.variant != "default":
-        set_variant(args.variant)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     coro: Awaitable[dict[str, Any]]
@@ -353,7 +317,6 @@ def main(argv: list[str] | None = None) -> None:
     result = asyncio.run(run())
     result["kind"] = args.kind
     result["task"] = args.task
-    result["variant"] = _VARIANT.name
     sys.stdout.write(json.dumps(result) + "\n")
 
 

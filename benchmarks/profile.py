@@ -8,9 +8,6 @@ Sections (markdown on stdout, everything in ``benchmarks/results/profile.json``)
    with ``--py-spy``.
 4. ``python -X importtime -c "import eks_async"``: the biggest imports, who imports them,
    and whether botocore is among them.
-5. ``--prototypes``: the prototypes in ``benchmarks/proposals`` against eks_async as it is
-   and aiobotocore, alternating, each in its own process (CPU per call, calls/s at 64
-   concurrent, create + first call).
 """
 
 from __future__ import annotations
@@ -41,7 +38,6 @@ from .run import (
     log,
     run_json,
     set_eks_path,
-    spread,
 )
 from .server import BENCH_ASSOCIATION_ID, BENCH_CLUSTER, bench_body
 
@@ -317,47 +313,6 @@ def import_profile(env: dict[str, str], module: str = "eks_async",
     }
 
 
-# --- 5. prototypes ----------------------------------------------------------------------------
-
-
-def prototypes(url: str, env: dict[str, str], reps: int) -> dict[str, Any]:
-    variants = ("default", "lean", "raw", "lean+raw")
-    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in (*variants, "aiobotocore")}
-    firsts: dict[str, list[dict[str, Any]]] = {v: [] for v in (*variants, "aiobotocore")}
-    for rep in range(reps):
-        for variant in (*variants, "aiobotocore"):
-            if variant == "aiobotocore":
-                base = ["-m", "benchmarks.clients", "aiobotocore"]
-            else:
-                base = ["-m", "benchmarks.clients", "eks_async", "--variant", variant]
-            # kind, task, then the options
-            calls = [*base[:3], "calls", "--url", url, *base[3:]]
-            first = [*base[:3], "first", "--url", url, *base[3:]]
-            runs[variant].append(run_json(calls, env))
-            firsts[variant].append(run_json(first, env))
-            log(f"  prototypes rep {rep + 1}/{reps} {variant}")
-    summary: dict[str, Any] = {}
-    for variant in runs:
-        r, f = runs[variant], firsts[variant]
-        summary[variant] = {
-            "cpu_seq": spread([x["sequential"]["cpu_per_call_ms"] for x in r]),
-            "cpu_conc": spread([x["concurrent"]["cpu_per_call_ms"] for x in r]),
-            "rps_conc": spread([x["concurrent"]["calls_per_s"] for x in r]),
-            "first": spread([x["create_and_first_call_ms"] for x in f]),
-        }
-        ab = runs["aiobotocore"]
-        summary[variant]["ratio_cpu_seq"] = spread([
-            x["sequential"]["cpu_per_call_ms"] / y["sequential"]["cpu_per_call_ms"]
-            for x, y in zip(r, ab, strict=True)])
-        summary[variant]["ratio_rps_conc"] = spread([
-            x["concurrent"]["calls_per_s"] / y["concurrent"]["calls_per_s"]
-            for x, y in zip(r, ab, strict=True)])
-        summary[variant]["ratio_first"] = spread([
-            x["create_and_first_call_ms"] / y["create_and_first_call_ms"]
-            for x, y in zip(f, firsts["aiobotocore"], strict=True)])
-    return summary
-
-
 # --- report -------------------------------------------------------------------------------
 
 
@@ -402,18 +357,6 @@ def report(result: dict[str, Any]) -> str:
         out += ["", "| Module (self time) | ms |", "|---|---|"]
         out += [f"| {n} | {ms:.1f} |" for n, ms in imp["top_self"][:12]]
         out.append("")
-    pr = result.get("prototypes")
-    if pr:
-        out += ["### 5. Prototypes (benchmarks/proposals), medians (min-max)", "",
-                "| Path | CPU/call seq (ms) | CPU/call 64 conc (ms) | calls/s 64 conc "
-                "| create + first call (ms) | CPU seq ÷ aiobotocore | calls/s ÷ aiobotocore "
-                "| first call ÷ aiobotocore |", "|---|---|---|---|---|---|---|---|"]
-        for variant, s in pr.items():
-            out.append(f"| {variant} | {_f(s['cpu_seq'], 3)} | {_f(s['cpu_conc'], 3)} "
-                       f"| {_f(s['rps_conc'], 0)} | {_f(s['first'], 1)} "
-                       f"| {_f(s['ratio_cpu_seq'], 2)} | {_f(s['ratio_rps_conc'], 2)} "
-                       f"| {_f(s['ratio_first'], 2)} |")
-        out.append("")
     return "\n".join(out)
 
 
@@ -422,9 +365,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=3000, help="calls under cProfile")
     parser.add_argument("--py-spy", default=shutil.which("py-spy"),
                         help="path of py-spy (default: from PATH; skipped when absent)")
-    parser.add_argument("--prototypes", action="store_true",
-                        help="also measure the prototypes in benchmarks/proposals")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions for --prototypes")
     parser.add_argument("--eks-path", type=Path, default=None,
                         help="profile the eks_async package found in this folder instead")
     args = parser.parse_args(argv)
@@ -449,9 +389,6 @@ def main(argv: list[str] | None = None) -> None:
             result["pyspy"] = pyspy(server.url, args.py_spy, env)
         log("import time")
         result["imports"] = import_profile(env)
-        if args.prototypes:
-            log("prototypes")
-            result["prototypes"] = prototypes(server.url, env, args.reps)
     finally:
         server.close()
     text = report(result)
