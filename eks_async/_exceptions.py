@@ -8,7 +8,8 @@ Every exception eks_async raises derives from ``EKSAsyncError``:
     │   └── EndpointResolutionError   no endpoint for this region / FIPS / dual-stack
     ├── CredentialsError              no credentials, or the chain failed to load them
     ├── TransportError                the request did not get an HTTP answer
-    │   └── TimeoutError_             ...because a connect or read timeout passed
+    │   ├── TimeoutError_             ...because a connect or read timeout passed
+    │   └── ProtocolError             ...because the answer broke HTTP/1.1 or a limit
     ├── ResponseParseError            an HTTP answer that is not what EKS sends
     └── ServiceError                  EKS answered with an error (any code)
         └── one class per error shape of the model (ResourceNotFoundException, ...),
@@ -30,6 +31,7 @@ __all__ = [
     "EKSAsyncError",
     "EndpointResolutionError",
     "ParamValidationError",
+    "ProtocolError",
     "ResponseParseError",
     "ServiceError",
     "TimeoutError_",
@@ -79,6 +81,10 @@ class TransportError(EKSAsyncError):
 
 class TimeoutError_(TransportError):
     """A connect or read timeout passed before EKS answered."""
+
+
+class ProtocolError(TransportError):
+    """The answer broke HTTP/1.1's framing rules or one of the transport's limits."""
 
 
 class ResponseParseError(EKSAsyncError):

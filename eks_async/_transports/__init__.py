@@ -1,0 +1,1 @@
+"""Transports: how a signed request reaches EKS and its answer comes back (see ``base``)."""
