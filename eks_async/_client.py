@@ -12,7 +12,7 @@ from ._waiter_api import IdentityWaiters
 from ._waiters import WaiterConfig
 
 if TYPE_CHECKING:
-    from ._token import ClusterToken, TokenSource
+    from ._token import ClusterToken
 
 
 class Waiters(IdentityWaiters, ModelWaiters):
@@ -33,8 +33,6 @@ class EKSClient(EKSOperations):
     Use it as ``async with EKSClient(region="us-west-2") as eks:``; one client serves
     any number of concurrent tasks over one pool of connections.
     """
-
-    _tokens: TokenSource | None = None
 
     @cached_property
     def waiters(self) -> Waiters:
@@ -60,16 +58,17 @@ class EKSClient(EKSOperations):
         ``role_arn`` the role is assumed first. Tokens are signed with this client's
         credentials and cached until a minute before they expire.
         """
-        if self._tokens is None:
-            if self._endpoint is None:
-                await self._setup()
-            assert self._region is not None
+        shared = self._shared
+        if shared.tokens is None:
+            if shared.endpoint is None:
+                await shared.setup()
+            assert shared.region is not None
             from ._token import TokenSource
 
-            self._tokens = TokenSource(
-                region=self._region, use_fips=self._use_fips, credentials=self._credentials
+            shared.tokens = TokenSource(
+                region=shared.region, use_fips=shared.use_fips, credentials=shared.credentials
             )
-        return await self._tokens.get_token(
+        return await shared.tokens.get_token(
             cluster_name=cluster_name,
             cluster_id=cluster_id,
             role_arn=role_arn,

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ._errorcodes import THROTTLING_CODES, Kind, service_error_kind
+
 __all__ = [
     "ConfigurationError",
     "CredentialsError",
@@ -46,6 +48,8 @@ class EKSAsyncError(Exception):
     attempts: int = 1
     #: Seconds spent sleeping between attempts (set by the retry layer).
     retry_wait: float = 0.0
+    #: Why the retry layer retries this error (``None``: it never does); fixed when made.
+    retry_kind: Kind | None = None
 
 
 class ParamValidationError(EKSAsyncError, ValueError):
@@ -74,6 +78,8 @@ class CredentialsError(EKSAsyncError):
 class TransportError(EKSAsyncError):
     """The request did not get an HTTP answer (connection refused, reset, DNS, TLS)."""
 
+    retry_kind: Kind | None = "connection"
+
     def __init__(self, message: str, *, operation: str | None = None) -> None:
         self.operation = operation
         super().__init__(message)
@@ -81,6 +87,8 @@ class TransportError(EKSAsyncError):
 
 class TimeoutError_(TransportError):
     """A connect or read timeout passed before EKS answered."""
+
+    retry_kind: Kind | None = "timeout"
 
 
 class ProtocolError(TransportError):
@@ -140,6 +148,7 @@ class ServiceError(EKSAsyncError):
         self.retry_wait = 0.0
         #: Seconds the answer's Retry-After header asked to wait, if it had one.
         self.retry_after: float | None = None
+        self.retry_kind = service_error_kind(code, http_status)
         data = body or {}
         for py_name, wire_name in self._fields:
             setattr(self, py_name, data.get(wire_name))
@@ -148,16 +157,12 @@ class ServiceError(EKSAsyncError):
     @property
     def is_throttling(self) -> bool:
         """Whether EKS throttled the call (HTTP 429 or a throttling code)."""
-        from ._retry import THROTTLING_CODES
-
         return self.http_status == 429 or self.code in THROTTLING_CODES
 
     @property
     def is_retryable(self) -> bool:
         """Whether the retry layer retries this error (throttling or a transient fault)."""
-        from ._retry import classify
-
-        return classify(self) is not None
+        return self.retry_kind is not None
 
     def __str__(self) -> str:
         where = f"{self.operation}: " if self.operation else ""

@@ -57,8 +57,13 @@ class RateLimiter:
 
     # --- before sending ---------------------------------------------------------------
 
-    async def acquire(self) -> None:
-        """Wait, if needed, until one more request may be sent."""
+    async def acquire(self, on_wait: Callable[[float, float], None] | None = None) -> None:
+        """Wait, if needed, until one more request may be sent.
+
+        ``on_wait(seconds, rate)`` hears of a wait before it starts (for ``retry_wait``,
+        ``on_retry`` and the DEBUG log). A client that was never throttled returns at once,
+        without a lock, a sleep or a task.
+        """
         if not self._enabled:
             return
         async with self._lock:
@@ -67,6 +72,8 @@ class RateLimiter:
                 wait = (1.0 - self._tokens) / self._fill_rate
                 self.delayed += 1
                 self.delay_total += wait
+                if on_wait is not None:
+                    on_wait(wait, self._fill_rate)
                 from ._retry import sleep
 
                 await sleep(wait)

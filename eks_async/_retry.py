@@ -16,72 +16,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
+import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Final, Literal
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
-from ._exceptions import EKSAsyncError, ServiceError, TimeoutError_, TransportError
-
-THROTTLING_CODES: Final = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "LimitExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-    }
+from ._errorcodes import (
+    CLOCK_SKEW_CODES,
+    THROTTLING_CODES,
+    TRANSIENT_CODES,
+    TRANSIENT_STATUSES,
+    Kind,
 )
-TRANSIENT_CODES: Final = frozenset(
-    {
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "PriorRequestNotComplete",
-        "InternalError",
-        "ServerException",
-        "ServiceUnavailableException",
-    }
-)
-TRANSIENT_STATUSES: Final = frozenset({500, 502, 503, 504})
-#: Codes that say the request's time is off: corrected once from the answer's Date header.
-CLOCK_SKEW_CODES: Final = frozenset(
-    {
-        "RequestTimeTooSkewed",
-        "RequestExpired",
-        "InvalidSignatureException",
-        "SignatureDoesNotMatch",
-        "AuthFailure",
-        "RequestInTheFuture",
-    }
-)
+from ._exceptions import EKSAsyncError, ServiceError
 
-Kind = Literal["throttling", "transient", "timeout", "connection"]
+if TYPE_CHECKING:
+    import tenacity
 
+    from ._pipeline import _Call
 
-def classify(error: BaseException) -> Kind | None:
-    """Why ``error`` is worth retrying, or ``None`` when it never is."""
-    if isinstance(error, ServiceError):
-        if error.code in THROTTLING_CODES or error.http_status == 429:
-            return "throttling"
-        if error.code in TRANSIENT_CODES or error.http_status in TRANSIENT_STATUSES:
-            return "transient"
-        return None
-    if isinstance(error, TimeoutError_):
-        return "timeout"
-    if isinstance(error, TransportError):
-        return "connection"
-    return None
+__all__ = [
+    "CLOCK_SKEW_CODES",
+    "THROTTLING_CODES",
+    "TRANSIENT_CODES",
+    "TRANSIENT_STATUSES",
+    "Kind",
+    "RetryConfig",
+    "RetryQuota",
+    "backoff",
+    "classify",
+    "instant_retries",
+    "is_clock_skew",
+    "retry_after",
+    "retry_strategies",
+    "set_instant_retries",
+]
+
+def classify(error: BaseException | None) -> Kind | None:
+    """Why ``error`` is worth retrying, or ``None`` when it never is (fixed when it was made)."""
+    return error.retry_kind if isinstance(error, EKSAsyncError) else None
 
 
 def is_clock_skew(error: BaseException) -> bool:
@@ -197,12 +174,96 @@ def retry_after(headers: object) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-class RetryExhausted(EKSAsyncError):  # pragma: no cover - internal marker, never raised
-    """Internal: no more attempts."""
-
-
 async def sleep(seconds: float) -> None:
     await asyncio.sleep(0 if _instant else seconds)
 
 
-Attempt = Callable[[], Awaitable[object]]
+# --- the strategies tenacity composes, for the attempts after a failed first one -------------
+
+
+def _free_skew_retry(error: BaseException | None) -> bool:
+    """A clock-skew refusal that nothing else makes retryable: one free, immediate retry."""
+    return error is not None and is_clock_skew(error) and classify(error) is None
+
+
+def retry_strategies(call: _Call) -> tuple[Any, Any, Any]:
+    """``(stop, wait, retry)`` for one call, composed from tenacity's strategy types.
+
+    - retry: a retryable kind, or a clock-skew refusal not yet retried once;
+    - stop: ``max_attempts`` reached (the free clock-skew retry not counted), or else the
+      retry quota cannot pay for the retry;
+    - wait: full-jitter exponential backoff, at least ``Retry-After``, at most
+      ``max_backoff``; none before the clock-skew retry.
+    """
+    retryable, stop_after_attempts, stop_when_quota_spent, wait_backoff = _strategy_types()
+    stop = stop_after_attempts(call) | stop_when_quota_spent(call)
+    return stop, wait_backoff(call), retryable(call)
+
+
+@functools.cache
+def _strategy_types() -> tuple[Any, Any, Any, Any]:
+    # Built on first need: tenacity is imported only once a call has to retry.
+    import tenacity
+
+    class Retryable(tenacity.retry_base):
+        def __init__(self, call: _Call) -> None:
+            self.call = call
+
+        def __call__(self, state: tenacity.RetryCallState) -> bool:
+            error = _error_of(state)
+            if error is None:
+                return False
+            if classify(error) is not None:
+                return True
+            return _free_skew_retry(error) and not self.call.skew_retried
+
+    class StopAfterAttempts(tenacity.stop.stop_base):
+        def __init__(self, call: _Call) -> None:
+            self.call = call
+
+        def __call__(self, state: tenacity.RetryCallState) -> bool:
+            if _free_skew_retry(_error_of(state)):
+                return False
+            counted = state.attempt_number - (1 if self.call.skew_retried else 0)
+            return counted >= self.call.options.retry.max_attempts
+
+    class StopWhenQuotaSpent(tenacity.stop.stop_base):
+        def __init__(self, call: _Call) -> None:
+            self.call = call
+
+        def __call__(self, state: tenacity.RetryCallState) -> bool:
+            call = self.call
+            quota = call.quota
+            kind = classify(_error_of(state))
+            if quota is None or kind is None:
+                return False
+            cost = quota.acquire(kind)
+            if cost is None:
+                logger.debug("%s: retry quota spent, not retrying", call.op.name)
+                return True
+            call.acquired += cost
+            return False
+
+    class WaitBackoff(tenacity.wait.wait_base):
+        def __init__(self, call: _Call) -> None:
+            self.cap = call.options.retry.max_backoff
+
+        def __call__(self, state: tenacity.RetryCallState) -> float:
+            error = _error_of(state)
+            if _free_skew_retry(error):
+                return 0.0
+            delay = backoff(state.attempt_number, self.cap)
+            hint = getattr(error, "retry_after", None)
+            if hint is not None:
+                delay = min(max(delay, hint), self.cap)
+            return delay
+
+    return Retryable, StopAfterAttempts, StopWhenQuotaSpent, WaitBackoff
+
+
+def _error_of(state: tenacity.RetryCallState) -> BaseException | None:
+    outcome = state.outcome
+    return outcome.exception() if outcome is not None and outcome.failed else None
+
+
+logger = logging.getLogger("eks_async")

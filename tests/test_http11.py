@@ -1014,7 +1014,7 @@ async def test_eks_client_default_path_uses_the_pool_and_signs_correctly() -> No
     ):
         first = await eks.describe_cluster(name="prod/blue")
         second = await eks.describe_cluster(name="prod/blue")
-        assert isinstance(eks._pool, Http11Pool)  # the default path: no transport given
+        assert isinstance(eks._shared.transport()._pool, Http11Pool)  # type: ignore[attr-defined]
     assert first == second
     cluster = first.cluster
     assert cluster is not None

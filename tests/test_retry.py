@@ -378,7 +378,7 @@ async def test_cancelling_calls_mid_backoff_leaves_nothing_behind() -> None:
             await asyncio.sleep(0)
             leftover = asyncio.all_tasks() - before
             assert [t for t in leftover if not t.done()] == []
-            pool = eks._pool
+            pool = eks._shared.transport()._pool  # type: ignore[attr-defined]
             assert pool is not None
             assert not pool._busy  # no connection is checked out
             await eks.aclose()
@@ -415,7 +415,7 @@ async def test_adaptive_mode_paces_requests_once_throttled() -> None:
     script = Script(_error(429, "ThrottlingException"), _ok())
     async with _client(script, retry=RetryConfig(mode="adaptive")) as eks:
         await eks.list_clusters()
-        limiter = eks._limiter
+        limiter = eks._shared.limiter
         assert limiter is not None and limiter.enabled
 
 
