@@ -8,7 +8,6 @@ are re-exported from the generated modules, whose ``__all__`` lists them by name
 from typing import TYPE_CHECKING, Any
 
 from ._client import EKSClient, Paginators, Waiters
-from ._core import RetryEvent
 from ._credentials import Credentials, CredentialsProvider
 from ._exceptions import (
     ConfigurationError,
@@ -26,9 +25,11 @@ from ._generated import errors as _errors
 from ._generated import models as _models
 from ._generated.errors import *  # noqa: F403
 from ._paginate import Paginator
+from ._pipeline import RetryEvent
 from ._response import ResponseMetadata
 from ._retry import RetryConfig, instant_retries, set_instant_retries
 from ._token import ClusterToken
+from ._transports.base import Limits
 from ._version import __version__
 from ._waiters import (
     WaiterConfig,
@@ -47,6 +48,7 @@ __all__ = [
     "EKSAsyncError",
     "EKSClient",
     "EndpointResolutionError",
+    "Limits",
     "Paginator",
     "Paginators",
     "ParamValidationError",

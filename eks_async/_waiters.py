@@ -23,8 +23,9 @@ from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
-from ._exceptions import EKSAsyncError, ServiceError
+from ._exceptions import EKSAsyncError, ServiceError, TimeoutError_
 from ._generated.shapes import SHAPES
+from ._pipeline import call_budget
 from ._retry import classify
 
 T = TypeVar("T")
@@ -262,11 +263,31 @@ class Waiter(Generic[T]):
             attempt += 1
             output: Any = None
             error: EKSAsyncError | None = None
+            budget = None
+            if cfg.clock is time.monotonic:
+                # The poll's own retries may not run past max_wait either (real time only:
+                # a test's hand-driven clock says nothing of the event loop's).
+                remaining = cfg.max_wait - (cfg.clock() - start)
+                budget = call_budget.set(asyncio.get_running_loop().time() + remaining)
             try:
                 output = await self.poll()
             except EKSAsyncError as exc:
                 error = exc
+            finally:
+                if budget is not None:
+                    call_budget.reset(budget)
             elapsed = cfg.clock() - start
+            if isinstance(error, TimeoutError_) and elapsed >= cfg.max_wait:
+                self._report(attempt, elapsed, "timed out", None)
+                raise WaiterTimeoutError(
+                    f"{self.name}: a poll was still retrying when max_wait "
+                    f"({cfg.max_wait} s) ran out, after {attempt} polls",
+                    waiter=self.name,
+                    polls=attempt,
+                    elapsed=elapsed,
+                    last_output=last_output,
+                    last_error=error,
+                )
             if error is not None and classify(error) == "throttling":
                 state: State | None = "retry"
                 label = f"throttled ({getattr(error, 'code', type(error).__name__)})"
