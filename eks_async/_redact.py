@@ -17,10 +17,10 @@ Every eks_async exception redacts its text when it is made (see ``_exceptions``)
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any, Final, TypeVar, cast
-from urllib.parse import quote, quote_plus
 
 __all__ = ["REDACTED", "redact", "redact_error", "redact_value"]
 
@@ -34,7 +34,7 @@ MIN_SECRET_LENGTH: Final = 8
 # header list or quoted/escaped text. Session tokens (base64, maybe percent-encoded),
 # hex signatures and base64url tokens all fit.
 _VALUE = r"[^\s&'\",;\\<>]+"
-_SECRET_FORMS: Final = re.compile(
+_SECRET_FORMS_SOURCE: Final = (
     # x-amz-security-token:<token> (canonical request, headers) or =<token> (query).
     rf"(?P<token>(?i:x-amz-security-token)[ \t]*[:=][ \t]*){_VALUE}"
     # Signature=<hex> (Authorization header) and X-Amz-Signature=<hex> (query).
@@ -42,8 +42,14 @@ _SECRET_FORMS: Final = re.compile(
     # A cluster bearer token: a presigned STS URL, base64url-encoded.
     r"|(?P<bearer>\bk8s-aws-v1\.)[A-Za-z0-9_\-]+=*"
 )
-# The text's cheap first look: only text with one of these goes through the full pattern.
-_TRIGGER: Final = re.compile(r"(?i:security-token|signature=|k8s-aws-v1\.)")
+# The cheap first look: only text holding one of these goes through the pattern, which is
+# compiled on first use (``import eks_async`` does not pay for it).
+_MARKERS: Final = ("security-token", "signature=", "k8s-aws-v1.")
+
+
+@functools.cache
+def _secret_forms() -> re.Pattern[str]:
+    return re.compile(_SECRET_FORMS_SOURCE)
 
 
 def _keep_name(match: re.Match[str]) -> str:
@@ -53,6 +59,8 @@ def _keep_name(match: re.Match[str]) -> str:
 
 def _forms(secrets: Iterable[str]) -> list[str]:
     """Each secret as given and percent-encoded, longest first (so none hides another)."""
+    from urllib.parse import quote, quote_plus
+
     forms: set[str] = set()
     for secret in secrets:
         if not isinstance(secret, str) or len(secret) < MIN_SECRET_LENGTH:
@@ -95,9 +103,10 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
                 text = text.replace(form, REDACTED)
         for form in forms:
             text = _cut_ends(text, form)
-    if _TRIGGER.search(text) is None:
+    lowered = text.lower()
+    if not any(marker in lowered for marker in _MARKERS):
         return text
-    return _SECRET_FORMS.sub(_keep_name, text)
+    return _secret_forms().sub(_keep_name, text)
 
 
 V = TypeVar("V")

@@ -28,7 +28,7 @@ from eks_async import (
     TransportError,
 )
 from eks_async._exceptions import ParamValidationError
-from eks_async._generated.errors import InvalidParameterException
+from eks_async._generated.errors import ClientException, InvalidParameterException
 from eks_async._redact import REDACTED, redact, redact_error, redact_value
 from eks_async._sigv4 import SigV4Signer
 from eks_async.testing import Delays, EKSEmulator, Exchange, ManualClock
@@ -196,6 +196,24 @@ def test_redact_error_takes_exact_values_out_of_the_whole_chain() -> None:
     assert error.__cause__ is not None
     assert str(error.__cause__) == f"underlying failure with {REDACTED}"
     assert error.__cause__.detail == {"seen": [f"underlying failure with {REDACTED}"]}  # type: ignore[attr-defined]
+
+
+def test_redact_error_on_a_service_error_with_a_bare_secret() -> None:
+    # What the pipeline does with the attempt's credentials: a value with no marker.
+    error = ClientException(
+        code="ClientException",
+        message=f"echo {TOKEN} echo",
+        http_status=400,
+        request_id="r-3",
+        body={"clusterName": f"prod {TOKEN}", "nodegroupName": None},
+    )
+    assert TOKEN in str(error)
+    redact_error(error, [SECRET_KEY, TOKEN])
+    assert error.message == f"echo {REDACTED} echo"
+    assert error.cluster_name == f"prod {REDACTED}"
+    assert error.nodegroup_name is None
+    assert error.args == ("ClientException", f"echo {REDACTED} echo")
+    _assert_clean(error, TOKEN)
 
 
 def test_the_no_secret_path_keeps_the_message_object() -> None:
