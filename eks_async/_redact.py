@@ -113,18 +113,25 @@ V = TypeVar("V")
 
 
 def redact_value(value: V, secrets: Iterable[str] = ()) -> V:
-    """``value`` redacted if it is text, or holds text (lists, tuples, dicts); else itself."""
+    """``value`` redacted if it is text, or holds text (lists, tuples, dicts); else itself.
+
+    What has nothing to redact comes back as the same object.
+    """
+    secrets = tuple(secrets)
     out: Any = value
-    if isinstance(value, str):
-        out = redact(value, secrets)
-    elif isinstance(value, list):
-        out = [redact_value(item, secrets) for item in value]
-    elif isinstance(value, tuple) and type(value) is tuple:
-        out = tuple(redact_value(item, secrets) for item in value)
-    elif isinstance(value, dict):
-        out = {
-            redact_value(k, secrets): redact_value(v, secrets) for k, v in value.items()
-        }
+    if isinstance(out, str):
+        out = redact(out, secrets)
+    elif isinstance(out, list) or type(out) is tuple:
+        items = [redact_value(item, secrets) for item in out]
+        if any(new is not old for new, old in zip(items, out, strict=True)):
+            out = items if isinstance(out, list) else tuple(items)
+    elif isinstance(out, dict):
+        pairs = [(redact_value(k, secrets), redact_value(v, secrets)) for k, v in out.items()]
+        if any(
+            k is not old_k or v is not old_v
+            for (k, v), (old_k, old_v) in zip(pairs, out.items(), strict=True)
+        ):
+            out = dict(pairs)
     return cast(V, out)
 
 
@@ -162,7 +169,7 @@ def redact_error(error: E, secrets: Iterable[str] = ()) -> E:
 
 def _redact_one(error: BaseException, secrets: tuple[str, ...]) -> None:
     args = redact_value(error.args, secrets)
-    if args != error.args:
+    if args is not error.args:
         with contextlib.suppress(Exception):  # an odd exception type keeps its args
             error.args = args
     attributes = getattr(error, "__dict__", None)
@@ -170,7 +177,6 @@ def _redact_one(error: BaseException, secrets: tuple[str, ...]) -> None:
         return
     for name, value in list(attributes.items()):
         redacted = redact_value(value, secrets)
-        if redacted is value or redacted == value:
-            continue
-        with contextlib.suppress(Exception):  # a read-only attribute stays as it is
-            setattr(error, name, redacted)
+        if redacted is not value:
+            with contextlib.suppress(Exception):  # a read-only attribute stays as it is
+                setattr(error, name, redacted)

@@ -117,6 +117,8 @@ def test_redact_value_goes_into_containers() -> None:
         "b": (REDACTED, None),
     }
     assert redact_value(42) == 42
+    clean = {"a": ["nothing", ("here", 1)]}
+    assert redact_value(clean, [TOKEN]) is clean  # unchanged: the same object
 
 
 # --- the exceptions redact what they are made with ------------------------------------
