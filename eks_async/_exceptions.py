@@ -18,6 +18,10 @@ Every exception eks_async raises derives from ``EKSAsyncError``:
 ``ServiceError`` carries the error code, message, HTTP status and request id of the
 answer, and the shape's own fields (``cluster_name``, ...) on the generated classes. A code
 the model does not define still raises a ``ServiceError`` carrying that code.
+
+No exception shows a secret: the text each one is made with (message, the shape's fields,
+every argument) goes through ``_redact.redact`` first, so a session token or signature that
+EKS echoes (a signature mismatch quotes the canonical request) never reaches the caller.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ._errorcodes import THROTTLING_CODES, Kind, service_error_kind
+from ._redact import redact, redact_value
 
 __all__ = [
     "ConfigurationError",
@@ -42,7 +47,13 @@ __all__ = [
 
 
 class EKSAsyncError(Exception):
-    """Base class of every exception eks_async raises."""
+    """Base class of every exception eks_async raises.
+
+    Its arguments are redacted (``_redact.redact``) before they are stored.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
     #: How many attempts the call made before giving up (set by the retry layer).
     attempts: int = 1
@@ -58,9 +69,9 @@ class ParamValidationError(EKSAsyncError, ValueError):
     def __init__(self, operation: str, path: str, problem: str) -> None:
         self.operation = operation
         #: Where the bad value is, as boto3 would name it: ``oidc.issuerUrl``, ``tags[key]``.
-        self.path = path
-        self.problem = problem
-        super().__init__(f"{operation}: parameter {path}: {problem}")
+        self.path = redact(path)
+        self.problem = redact(problem)
+        super().__init__(f"{operation}: parameter {self.path}: {self.problem}")
 
 
 class ConfigurationError(EKSAsyncError):
@@ -107,7 +118,7 @@ class ResponseParseError(EKSAsyncError):
         operation: str | None = None,
     ) -> None:
         self.http_status = http_status
-        self.request_id = request_id
+        self.request_id = None if request_id is None else redact(request_id)
         self.operation = operation
         super().__init__(f"{message} (HTTP {http_status}, request id {request_id})")
 
@@ -137,10 +148,11 @@ class ServiceError(EKSAsyncError):
         operation: str | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> None:
-        self.code = code
-        self.message = message
+        # EKS's text is redacted here, before anything can show it.
+        self.code = redact(code)
+        self.message = None if message is None else redact(message)
         self.http_status = http_status
-        self.request_id = request_id
+        self.request_id = None if request_id is None else redact(request_id)
         self.operation = operation
         #: How many attempts the call made before giving up (set by the retry layer).
         self.attempts = 1
@@ -151,8 +163,8 @@ class ServiceError(EKSAsyncError):
         self.retry_kind = service_error_kind(code, http_status)
         data = body or {}
         for py_name, wire_name in self._fields:
-            setattr(self, py_name, data.get(wire_name))
-        super().__init__(code, message)
+            setattr(self, py_name, redact_value(data.get(wire_name)))
+        super().__init__(self.code, self.message)
 
     @property
     def is_throttling(self) -> bool:

@@ -34,6 +34,7 @@ from ._exceptions import (
 )
 from ._parse import parse_error, parse_output
 from ._ratelimit import RateLimiter
+from ._redact import redact_error
 from ._retry import RetryConfig, RetryQuota, is_clock_skew, retry_after
 from ._serialize import serialize
 from ._sigv4 import SigV4Signer, _host_header, _split_url
@@ -374,8 +375,10 @@ class _Call:
             )
         except TransportError as exc:
             error = type(exc)(f"{op.name}: {exc}", operation=op.name)
+            error.__cause__ = exc  # redacted with it
             self._account(error)
-            raise error from exc
+            secrets = (credentials.secret_access_key, credentials.session_token)
+            raise redact_error(error, secrets) from exc
         request_id = answer_headers.get("x-amzn-requestid")
         if status < 300:
             if limiter is not None:
@@ -390,7 +393,9 @@ class _Call:
             _correct_clock(shared, answer_headers.get("date"))
         service_error.retry_after = retry_after(answer_headers)
         self._account(service_error)
-        raise service_error
+        raise redact_error(
+            service_error, (credentials.secret_access_key, credentials.session_token)
+        )
 
     def _account(self, error: EKSAsyncError) -> None:
         error.attempts = self.attempts

@@ -34,6 +34,7 @@ from ._exceptions import (
     ParamValidationError,
 )
 from ._generated import sts_endpoints as _data
+from ._redact import redact_error
 from ._sigv4 import SigV4Signer
 
 __all__ = [
@@ -372,10 +373,12 @@ class TokenSource:
                 expiry=expiry.astimezone(datetime.UTC),
             )
         except Exception as exc:
-            raise CredentialsError(
+            error = CredentialsError(
                 f"assuming role {role_arn} for a cluster token failed: "
                 f"{type(exc).__name__}: {_scrub(str(exc))}"
-            ) from exc
+            )
+            error.__cause__ = exc  # redacted with it: botocore's text may echo a secret
+            raise redact_error(error) from exc
 
 
 _SECRETISH: Final = re.compile(r"[A-Za-z0-9/+=]{32,}")

@@ -54,10 +54,9 @@ async def test_a_wrong_secret_gets_invalid_signature_with_the_canonical_request(
     assert answer.status == 403
     assert error_code(answer) == "InvalidSignatureException"
     message = body_of(answer)["message"]
-    assert message.startswith(
-        "The request signature we calculated does not match the signature you provided."
-    )
-    assert "GET\n/clusters/prod\n\nhost:eks.us-west-2.amazonaws.com\n" in message
+    assert message.startswith("Signature mismatch: ")
+    assert "Canonical request computed:\n'GET\n/clusters/prod\n\nhost:eks.us-west-2.amazonaws.com\n" in message
+    assert "String to sign computed:\n'AWS4-HMAC-SHA256\n" in message
     assert TEST_SECRET_ACCESS_KEY not in message and "not-it" not in message
 
 

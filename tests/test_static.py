@@ -28,3 +28,9 @@ def test_ruff() -> None:
 def test_mypy_strict_on_the_examples() -> None:
     result = _run("mypy", "--strict", "--explicit-package-bases", "examples")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_on_the_public_api_typing_tests() -> None:
+    # tests/typing/ is type-checked, never run: assert_type states what users' checkers see.
+    result = _run("mypy", "--strict", "tests/typing/public_api.py")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -5,7 +5,10 @@ The signature is recomputed from the request as received: the method, the path a
 decoded, re-encoded and sorted, the headers the ``Authorization`` header says were signed,
 and the payload's SHA-256. Refusals carry AWS's codes and wording: a wrong signature or a
 timestamp too far from the emulator's clock get ``InvalidSignatureException``, an unknown
-access key ``UnrecognizedClientException``. No secret ever appears in an error or a repr.
+access key ``UnrecognizedClientException``. Like EKS, a signature mismatch echoes the
+canonical request computed, which holds the ``x-amz-security-token`` line of a caller with
+temporary credentials: the client redacts it (``eks_async._redact``). The emulator itself
+never puts a secret key in an error or a repr.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ _QUERY_SAFE: Final = "-_.~"
 REGION = re.compile(r"[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}")
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 _INVALID_TOKEN: Final = "The security token included in the request is invalid."
+#: The prose of a signature mismatch (the emulator's words); the canonical request and the
+#: string to sign it computed follow, verbatim, as EKS echoes them.
 _MISMATCH: Final = (
-    "The request signature we calculated does not match the signature you provided. "
-    "Check your AWS Secret Access Key and signing method. "
-    "Consult the service documentation for details."
+    "Signature mismatch: the signature sent is not the one this request computes to with "
+    "the secret key of its access key id. Compare what was signed with the canonical "
+    "request and string to sign below."
 )
 
 
@@ -260,8 +265,8 @@ class SignatureVerifier:
         if not _SIGNATURE.fullmatch(given) or not hmac.compare_digest(expected, given):
             raise WireError(
                 "InvalidSignatureException",
-                f"{_MISMATCH}\n\nThe Canonical String for this request should have been\n"
-                f"'{canonical_request}'\n\nThe String-to-Sign should have been\n"
+                f"{_MISMATCH}\n\nCanonical request computed:\n"
+                f"'{canonical_request}'\n\nString to sign computed:\n"
                 f"'{string_to_sign}'\n",
             )
         return key.account_id, region
