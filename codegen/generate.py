@@ -251,10 +251,45 @@ def model_modules(model: Model) -> dict[str, list[str]]:
             module = snake(op_name)
         else:
             module = snake(_main_class(model, names))
-        if module in modules:
-            raise SystemExit(f"model module name clash: {module}")
-        modules[module] = sorted(names)
+        parts = _split_parts(model, names) if kind != "op" else {}
+        for part, part_names in {module: names, **parts}.items():
+            if part in modules:
+                raise SystemExit(f"model module name clash: {part}")
+            modules[part] = sorted(part_names)
     return dict(sorted(modules.items()))
+
+
+#: A shared group of at least this many classes is split (see ``_split_parts``).
+SPLIT_AT = 16
+
+
+def _split_parts(model: Model, names: list[str]) -> dict[str, list[str]]:
+    """Move the optional parts of a big group's main class out of it, in place.
+
+    The parser builds the class of every direct member of a structure it parses, and the
+    deeper classes only when the answer has that member. So the main class and its direct
+    members stay together, while a member's own parts with two structures or more (Cluster's
+    outpostConfig, remoteNetworkConfig, ...), absent from most answers, get a module of their
+    own: ``<main class>_<member>``.
+    """
+    if len(names) < SPLIT_AT:
+        return {}
+    group = set(names)
+    main = _main_class(model, names)
+    members = model.shapes[main]["members"]
+    outside = set().union(*(_closure(model, n) for n in group - _closure(model, main)))
+    parts: dict[str, list[str]] = {}
+    for mname, member in members.items():
+        target = member["shape"]
+        others = set().union(
+            *(_closure(model, m["shape"]) for k, m in members.items() if k != mname)
+        )
+        moved = (_closure(model, target) & group) - {target, main} - others - outside
+        if sum(1 for n in moved if model.shapes[n]["type"] == "structure") >= 2:
+            parts[f"{snake(main)}_{snake(mname)}"] = sorted(moved)
+            for n in moved:
+                names.remove(n)
+    return parts
 
 
 def _main_class(model: Model, names: list[str]) -> str:

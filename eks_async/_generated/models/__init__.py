@@ -452,7 +452,7 @@ _MODULES: Final[dict[str, str]] = {
     "ControlPlaneConfigInfo": "_describe_cluster_versions",
     "ControlPlaneEgressModeType": "_cluster",
     "ControlPlanePlacementRequest": "_create_cluster",
-    "ControlPlanePlacementResponse": "_cluster",
+    "ControlPlanePlacementResponse": "_cluster_outpost_config",
     "ControlPlaneScalingConfig": "_cluster",
     "ControlPlaneScalingTierInfo": "_describe_cluster_versions",
     "CreateAccessConfigRequest": "_create_cluster",
@@ -539,11 +539,11 @@ _MODULES: Final[dict[str, str]] = {
     "EksAnywhereSubscriptionTerm": "_eks_anywhere_subscription",
     "EksAnywhereSubscriptionTermUnit": "_eks_anywhere_subscription",
     "ElasticLoadBalancing": "_cluster",
-    "EncryptionConfig": "_cluster",
+    "EncryptionConfig": "_cluster_encryption_config",
     "ErrorCode": "_update",
     "ErrorDetail": "_update",
     "EtcdPlacementRequest": "_create_cluster",
-    "EtcdPlacementResponse": "_cluster",
+    "EtcdPlacementResponse": "_cluster_outpost_config",
     "FargateProfile": "_fargate_profile",
     "FargateProfileHealth": "_fargate_profile",
     "FargateProfileIssue": "_fargate_profile",
@@ -551,7 +551,7 @@ _MODULES: Final[dict[str, str]] = {
     "FargateProfileSelector": "_fargate_profile",
     "FargateProfileStatus": "_fargate_profile",
     "HorizontalPodAutoscalerControllerConfigRequest": "_kube_controller_manager_config_request",
-    "HorizontalPodAutoscalerControllerConfigResponse": "_cluster",
+    "HorizontalPodAutoscalerControllerConfigResponse": "_cluster_kube_controller_manager_config",
     "HorizontalPodAutoscalerControllerVersionConfig": "_describe_cluster_versions",
     "Identity": "_cluster",
     "IdentityProviderConfig": "_identity_provider_config",
@@ -634,21 +634,21 @@ _MODULES: Final[dict[str, str]] = {
     "OutpostConfigRequest": "_create_cluster",
     "OutpostConfigResponse": "_cluster",
     "PodGcControllerConfigRequest": "_kube_controller_manager_config_request",
-    "PodGcControllerConfigResponse": "_cluster",
+    "PodGcControllerConfigResponse": "_cluster_kube_controller_manager_config",
     "PodGcControllerVersionConfig": "_describe_cluster_versions",
     "PodIdentityAssociation": "_pod_identity_association",
     "PodIdentityAssociationSummary": "_list_pod_identity_associations",
     "PortRangeConstraints": "_describe_cluster_versions",
     "PortRangeParameterConfig": "_describe_cluster_versions",
-    "Provider": "_cluster",
+    "Provider": "_cluster_encryption_config",
     "ProvisionedControlPlaneTier": "_cluster",
     "RegisterClusterRequest": "_register_cluster",
     "RegisterClusterResponse": "_register_cluster",
     "RemoteAccessConfig": "_nodegroup",
     "RemoteNetworkConfigRequest": "_kube_controller_manager_config_request",
     "RemoteNetworkConfigResponse": "_cluster",
-    "RemoteNodeNetwork": "_cluster",
-    "RemotePodNetwork": "_cluster",
+    "RemoteNodeNetwork": "_cluster_remote_network_config",
+    "RemotePodNetwork": "_cluster_remote_network_config",
     "RepairAction": "_nodegroup",
     "ResolveConflicts": "_addon_pod_identity_associations",
     "ResourceConstraints": "_describe_cluster_versions",
@@ -659,7 +659,7 @@ _MODULES: Final[dict[str, str]] = {
     "ScoringStrategyConstraints": "_describe_cluster_versions",
     "ScoringStrategyType": "_scoring_strategy",
     "ServiceNodePortRange": "_scoring_strategy",
-    "SpreadLevel": "_cluster",
+    "SpreadLevel": "_cluster_outpost_config",
     "SsoIdentity": "_capability",
     "SsoIdentityType": "_capability",
     "StartInsightsRefreshRequest": "_start_insights_refresh",
@@ -731,6 +731,10 @@ if TYPE_CHECKING:
     from ._certificate_authority_created_by import *
     from ._certificate_authority_summary import *
     from ._cluster import *
+    from ._cluster_encryption_config import *
+    from ._cluster_kube_controller_manager_config import *
+    from ._cluster_outpost_config import *
+    from ._cluster_remote_network_config import *
     from ._create_access_entry import *
     from ._create_addon import *
     from ._create_capability import *

@@ -11,7 +11,7 @@ from ..._response import ResponseMetadata
 from . import NO_RESPONSE
 
 if TYPE_CHECKING:
-    from ._cluster import EncryptionConfig
+    from ._cluster_encryption_config import EncryptionConfig
     from ._update import Update
 
 __all__ = [

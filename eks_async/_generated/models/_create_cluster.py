@@ -11,14 +11,9 @@ from ..._response import ResponseMetadata
 from . import NO_RESPONSE
 
 if TYPE_CHECKING:
-    from ._cluster import (
-        AuthenticationMode,
-        Cluster,
-        ControlPlaneScalingConfig,
-        EncryptionConfig,
-        Logging,
-        SpreadLevel,
-    )
+    from ._cluster import AuthenticationMode, Cluster, ControlPlaneScalingConfig, Logging
+    from ._cluster_encryption_config import EncryptionConfig
+    from ._cluster_outpost_config import SpreadLevel
     from ._kube_controller_manager_config_request import (
         ComputeConfigRequest,
         KubeApiServerConfigRequest,

@@ -17,10 +17,9 @@ if TYPE_CHECKING:
         ElasticLoadBalancing,
         IpFamily,
         NodeResourcesFitConfig,
-        RemoteNodeNetwork,
-        RemotePodNetwork,
         SupportType,
     )
+    from ._cluster_remote_network_config import RemoteNodeNetwork, RemotePodNetwork
     from ._scoring_strategy import ServiceNodePortRange
 
 __all__ = [
