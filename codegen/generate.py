@@ -197,7 +197,12 @@ def _class_lines(model: Model, name: str, output_shapes: set[str]) -> list[str]:
 #    operation has) form that operation's module, e.g. ``_describe_cluster``;
 #  - the others are grouped by the set of operations whose outputs reach them (or, for parts
 #    of inputs only, whose inputs do), and the module is named after the group's main class,
-#    e.g. ``_cluster`` for Cluster and its parts, which five operations return.
+#    e.g. ``_cluster`` for Cluster and its parts, which five operations return;
+#  - in a big group, the optional parts of one member (Cluster's outpostConfig, ...) get a
+#    module of their own (``_split_parts``).
+# So DescribeCluster imports ``_describe_cluster`` and ``_cluster`` (and the module of an
+# optional part only when the answer has it); DescribePodIdentityAssociation imports
+# ``_describe_pod_identity_association`` and ``_pod_identity_association``.
 
 
 def _refs(model: Model, name: str) -> list[str]:
@@ -328,12 +333,14 @@ def render_model_module(
                 target = home.get(used)
                 if target is not None and target != module:
                     foreign.setdefault(target, set()).add(used)
+    kinds = " and ".join(k for k, has in (("Data classes", structures), ("enums", enums)) if has)
+    kinds = kinds[0].upper() + kinds[1:]
     users = _module_users(model, shapes)
     if len(users) == 1:
-        doc = f'"""Data classes and enums of the EKS API that only ``{users[0]}`` uses."""'
+        doc = f'"""{kinds} of the EKS API that only ``{users[0]}`` uses."""'
     else:
         doc = (
-            f'"""Data classes and enums of the EKS API that {len(users)} operations use:\n\n'
+            f'"""{kinds} of the EKS API that {len(users)} operations use:\n\n'
             + "\n".join(textwrap.wrap(", ".join(f"``{u}``" for u in users), 96))
             + '\n"""'
         )
