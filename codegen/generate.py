@@ -325,14 +325,22 @@ def render_model_module(
     for name in structures:
         body += ["", *_class_lines(model, name, output_shapes), ""]
     text = "\n".join(body)
+    # Classes of other modules: imported for type checkers only, except those an output
+    # class names, which the parser's first answer imports anyway; so typing.get_type_hints
+    # works on every output class.
     foreign: dict[str, set[str]] = {}
+    runtime: dict[str, set[str]] = {}
     for name in structures:
         for member in model.shapes[name]["members"].values():
             annotation = model.py_type(member["shape"], for_input=False)
             for used in re.findall(r"\b([A-Z]\w*)\b", annotation):
                 target = home.get(used)
                 if target is not None and target != module:
-                    foreign.setdefault(target, set()).add(used)
+                    where = runtime if name in output_shapes else foreign
+                    where.setdefault(target, set()).add(used)
+    for target, names in runtime.items():
+        foreign[target] = foreign.get(target, set()) - names
+    foreign = {target: names for target, names in foreign.items() if names}
     kinds = " and ".join(k for k, has in (("Data classes", structures), ("enums", enums)) if has)
     kinds = kinds[0].upper() + kinds[1:]
     users = _module_users(model, shapes)
@@ -355,6 +363,8 @@ def render_model_module(
     local = []
     if "NO_RESPONSE" in text:
         local = ["from ..._response import ResponseMetadata", "from . import NO_RESPONSE"]
+    for target, names in sorted(runtime.items()):
+        local += _import_lines(target, names, "")
     head = [HEADER.rstrip("\n"), doc, "", "from __future__ import annotations"]
     for block in (stdlib, third_party, local):
         if block:
@@ -362,14 +372,21 @@ def render_model_module(
     if foreign:
         head += ["", "if TYPE_CHECKING:"]
         for target, names in sorted(foreign.items()):
-            ordered = sorted(names, key=lambda n: (n.lower(), n))
-            line = f"    from ._{target} import {', '.join(ordered)}"
-            if len(line) <= 100:
-                head.append(line)
-            else:
-                head += [f"    from ._{target} import (", *[f"        {n}," for n in ordered], "    )"]
+            head += _import_lines(target, names, "    ")
     head += ["", "__all__ = [", *[f'    "{class_name(n)}",' for n in shapes], "]", ""]
     return _lines(head, body)
+
+
+def _import_lines(module: str, names: set[str], indent: str) -> list[str]:
+    ordered = sorted(names, key=lambda n: (n.lower(), n))
+    line = f"{indent}from ._{module} import {', '.join(ordered)}"
+    if len(line) <= 100:
+        return [line]
+    return [
+        f"{indent}from ._{module} import (",
+        *[f"{indent}    {n}," for n in ordered],
+        f"{indent})",
+    ]
 
 
 def render_models_init(model: Model, modules: dict[str, list[str]]) -> str:

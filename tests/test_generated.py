@@ -219,3 +219,14 @@ def test_first_use_from_many_threads_in_a_fresh_process() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_type_hints_of_every_output_class_resolve() -> None:
+    import typing
+
+    from eks_async._generated.operations import OPERATIONS
+    from eks_async._response import ResponseMetadata
+
+    for op in OPERATIONS.values():
+        hints = typing.get_type_hints(op.output_cls)
+        assert hints["response_metadata"] is ResponseMetadata, op.name

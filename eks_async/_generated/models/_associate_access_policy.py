@@ -9,9 +9,10 @@ import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
+from ._associated_access_policy import AssociatedAccessPolicy
 
 if TYPE_CHECKING:
-    from ._associated_access_policy import AccessScope, AssociatedAccessPolicy
+    from ._associated_access_policy import AccessScope
 
 __all__ = [
     "AssociateAccessPolicyRequest",

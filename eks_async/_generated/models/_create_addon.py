@@ -9,9 +9,9 @@ import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
+from ._addon import Addon
 
 if TYPE_CHECKING:
-    from ._addon import Addon
     from ._addon_pod_identity_associations import AddonPodIdentityAssociations, ResolveConflicts
 
 __all__ = [

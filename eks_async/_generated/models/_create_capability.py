@@ -9,10 +9,11 @@ import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
+from ._capability import Capability
 
 if TYPE_CHECKING:
     from ._argo_cd_network_access_config_request import ArgoCdNetworkAccessConfigRequest
-    from ._capability import ArgoCdRoleMapping, Capability, CapabilityDeletePropagationPolicy
+    from ._capability import ArgoCdRoleMapping, CapabilityDeletePropagationPolicy
     from ._capability_status import CapabilityType
 
 __all__ = [

@@ -9,9 +9,10 @@ import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
+from ._cluster import Cluster
 
 if TYPE_CHECKING:
-    from ._cluster import AuthenticationMode, Cluster, ControlPlaneScalingConfig, Logging
+    from ._cluster import AuthenticationMode, ControlPlaneScalingConfig, Logging
     from ._cluster_encryption_config import EncryptionConfig
     from ._cluster_outpost_config import SpreadLevel
     from ._kube_controller_manager_config_request import (

@@ -9,10 +9,10 @@ import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
+from ._eks_anywhere_subscription import EksAnywhereSubscription
 
 if TYPE_CHECKING:
     from ._eks_anywhere_subscription import (
-        EksAnywhereSubscription,
         EksAnywhereSubscriptionLicenseType,
         EksAnywhereSubscriptionTerm,
     )

@@ -9,9 +9,10 @@ import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
+from ._fargate_profile import FargateProfile
 
 if TYPE_CHECKING:
-    from ._fargate_profile import FargateProfile, FargateProfileSelector
+    from ._fargate_profile import FargateProfileSelector
 
 __all__ = [
     "CreateFargateProfileRequest",

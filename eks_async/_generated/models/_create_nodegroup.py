@@ -9,13 +9,13 @@ import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
+from ._nodegroup import Nodegroup
 
 if TYPE_CHECKING:
     from ._nodegroup import (
         AMITypes,
         CapacityTypes,
         LaunchTemplateSpecification,
-        Nodegroup,
         NodegroupScalingConfig,
         NodegroupUpdateConfig,
         NodeRepairConfig,

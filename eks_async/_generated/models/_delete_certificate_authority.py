@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
-
-if TYPE_CHECKING:
-    from ._certificate_authority_summary import CertificateAuthoritySummary
-    from ._update import Update
+from ._certificate_authority_summary import CertificateAuthoritySummary
+from ._update import Update
 
 __all__ = [
     "DeleteCertificateAuthorityRequest",

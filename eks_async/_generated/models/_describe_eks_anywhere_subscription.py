@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
-
-if TYPE_CHECKING:
-    from ._eks_anywhere_subscription import EksAnywhereSubscription
+from ._eks_anywhere_subscription import EksAnywhereSubscription
 
 __all__ = [
     "DescribeEksAnywhereSubscriptionRequest",

@@ -9,10 +9,10 @@ import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
+from ._update import Update
 
 if TYPE_CHECKING:
     from ._identity_provider_config import IdentityProviderConfig
-    from ._update import Update
 
 __all__ = [
     "DisassociateIdentityProviderConfigRequest",

@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
-
-if TYPE_CHECKING:
-    from ._certificate_authority_summary import CertificateAuthoritySummary
+from ._certificate_authority_summary import CertificateAuthoritySummary
 
 __all__ = [
     "ListCertificateAuthoritiesRequest",

@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
 
 import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
-
-if TYPE_CHECKING:
-    from ._eks_anywhere_subscription import EksAnywhereSubscription
+from ._eks_anywhere_subscription import EksAnywhereSubscription
 
 __all__ = [
     "EksAnywhereSubscriptionStatus",

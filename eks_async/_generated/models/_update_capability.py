@@ -9,11 +9,11 @@ import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
+from ._update import Update
 
 if TYPE_CHECKING:
     from ._argo_cd_network_access_config_request import ArgoCdNetworkAccessConfigRequest
     from ._capability import ArgoCdRoleMapping, CapabilityDeletePropagationPolicy
-    from ._update import Update
 
 __all__ = [
     "UpdateAckConfig",

@@ -9,6 +9,7 @@ import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
+from ._update import Update
 
 if TYPE_CHECKING:
     from ._cluster import AuthenticationMode, ControlPlaneScalingConfig, Logging
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
         VpcConfigRequest,
         ZonalShiftConfigRequest,
     )
-    from ._update import Update
 
 __all__ = [
     "UpdateAccessConfigRequest",

@@ -9,6 +9,7 @@ import attrs
 
 from ..._response import ResponseMetadata
 from . import NO_RESPONSE
+from ._update import Update
 
 if TYPE_CHECKING:
     from ._nodegroup import (
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
         Taint,
         WarmPoolConfig,
     )
-    from ._update import Update
 
 __all__ = [
     "UpdateLabelsPayload",
