@@ -229,8 +229,13 @@ def _closure(model: Model, name: str) -> set[str]:
     return seen
 
 
-def model_modules(model: Model) -> dict[str, list[str]]:
-    """Module name (without its leading underscore) -> the shapes whose classes it defines."""
+def model_modules(
+    model: Model, notes: dict[str, str] | None = None
+) -> dict[str, list[str]]:
+    """Module name (without its leading underscore) -> the shapes whose classes it defines.
+
+    ``notes`` receives a line for the docstring of the modules split off a big group.
+    """
     reached_out: dict[str, set[str]] = {}
     reached_in: dict[str, set[str]] = {}
     for op_name, op in model.operations.items():
@@ -256,7 +261,7 @@ def model_modules(model: Model) -> dict[str, list[str]]:
             module = snake(op_name)
         else:
             module = snake(_main_class(model, names))
-        parts = _split_parts(model, names) if kind != "op" else {}
+        parts = _split_parts(model, names, notes) if kind != "op" else {}
         for part, part_names in {module: names, **parts}.items():
             if part in modules:
                 raise SystemExit(f"model module name clash: {part}")
@@ -268,7 +273,9 @@ def model_modules(model: Model) -> dict[str, list[str]]:
 SPLIT_AT = 16
 
 
-def _split_parts(model: Model, names: list[str]) -> dict[str, list[str]]:
+def _split_parts(
+    model: Model, names: list[str], notes: dict[str, str] | None
+) -> dict[str, list[str]]:
     """Move the optional parts of a big group's main class out of it, in place.
 
     The parser builds the class of every direct member of a structure it parses, and the
@@ -291,7 +298,10 @@ def _split_parts(model: Model, names: list[str]) -> dict[str, list[str]]:
         )
         moved = (_closure(model, target) & group) - {target, main} - others - outside
         if sum(1 for n in moved if model.shapes[n]["type"] == "structure") >= 2:
-            parts[f"{snake(main)}_{snake(mname)}"] = sorted(moved)
+            part = f"{snake(main)}_{snake(mname)}"
+            parts[part] = sorted(moved)
+            if notes is not None:
+                notes[part] = f"The parts of ``{main}.{mname}``, imported when an answer has one."
             for n in moved:
                 names.remove(n)
     return parts
@@ -313,7 +323,7 @@ def _module_users(model: Model, shapes: list[str]) -> list[str]:
 
 
 def render_model_module(
-    model: Model, module: str, shapes: list[str], home: dict[str, str]
+    model: Model, module: str, shapes: list[str], home: dict[str, str], note: str | None = None
 ) -> str:
     """One module of data classes and enums."""
     output_shapes = {op["output"]["shape"] for op in model.operations.values()}
@@ -350,6 +360,7 @@ def render_model_module(
         doc = (
             f'"""{kinds} of the EKS API that {len(users)} operations use:\n\n'
             + "\n".join(textwrap.wrap(", ".join(f"``{u}``" for u in users), 96))
+            + (f"\n\n{note}" if note else "")
             + '\n"""'
         )
     stdlib = []
@@ -441,11 +452,14 @@ def render_models_init(model: Model, modules: dict[str, list[str]]) -> str:
 
 def render_models(model: Model) -> dict[str, str]:
     """``models/__init__.py`` and one file per module of classes."""
-    modules = model_modules(model)
+    notes: dict[str, str] = {}
+    modules = model_modules(model, notes)
     home = {class_name(n): m for m, names in modules.items() for n in names}
     files = {"models/__init__.py": render_models_init(model, modules)}
     for module, shapes in modules.items():
-        files[f"models/_{module}.py"] = render_model_module(model, module, shapes, home)
+        files[f"models/_{module}.py"] = render_model_module(
+            model, module, shapes, home, notes.get(module)
+        )
     return files
 
 

@@ -3,6 +3,8 @@
 
 ``AssociateEncryptionConfig``, ``CreateCluster``, ``DeleteCluster``, ``DeregisterCluster``,
 ``DescribeCluster``, ``RegisterCluster``
+
+The parts of ``Cluster.encryptionConfig``, imported when an answer has one.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 
 ``CreateCluster``, ``DeleteCluster``, ``DeregisterCluster``, ``DescribeCluster``,
 ``RegisterCluster``
+
+The parts of ``Cluster.outpostConfig``, imported when an answer has one.
 """
 
 from __future__ import annotations

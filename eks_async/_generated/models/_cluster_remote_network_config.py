@@ -3,6 +3,8 @@
 
 ``CreateCluster``, ``DeleteCluster``, ``DeregisterCluster``, ``DescribeCluster``,
 ``RegisterCluster``, ``UpdateClusterConfig``
+
+The parts of ``Cluster.remoteNetworkConfig``, imported when an answer has one.
 """
 
 from __future__ import annotations
