@@ -16,6 +16,7 @@ import json
 import keyword
 import re
 import sys
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -149,24 +150,22 @@ def render_init() -> str:
     return HEADER
 
 
-def _enum_lines(model: Model) -> list[str]:
-    body: list[str] = []
-    for name in model.enums:
-        body += ["", f"class {class_name(name)}(enum.StrEnum):"]
-        body.append(f'    """Values of ``{name}``; unknown values parse as plain strings."""')
-        body.append("")
-        seen: set[str] = set()
-        for value in model.shapes[name]["enum"]:
-            member = enum_member(value)
-            while member in seen:
-                member += "_"
-            seen.add(member)
-            body.append(f"    {member} = {value!r}")
-        body.append("")
+def _enum_lines_for(model: Model, name: str) -> list[str]:
+    body = ["", f"class {class_name(name)}(enum.StrEnum):"]
+    body.append(f'    """Values of ``{name}``; unknown values parse as plain strings."""')
+    body.append("")
+    seen: set[str] = set()
+    for value in model.shapes[name]["enum"]:
+        member = enum_member(value)
+        while member in seen:
+            member += "_"
+        seen.add(member)
+        body.append(f"    {member} = {value!r}")
+    body.append("")
     return body
 
 
-def _class_lines(model: Model, name: str, output_shapes: set[str], indent: str) -> list[str]:
+def _class_lines(model: Model, name: str, output_shapes: set[str]) -> list[str]:
     shape = model.shapes[name]
     required = set(shape.get("required", []))
     is_output = name in output_shapes
@@ -181,91 +180,287 @@ def _class_lines(model: Model, name: str, output_shapes: set[str], indent: str) 
             lines.append(f"    {snake(mname)}: {annotation} | None = None")
     if is_output:
         lines.append(
-            "    response_metadata: ResponseMetadata | None = "
-            "attrs.field(default=None, eq=False, repr=False)"
+            "    response_metadata: ResponseMetadata = "
+            "attrs.field(default=NO_RESPONSE, eq=False, repr=False)"
         )
     if not shape["members"] and not is_output:
         lines.append("    pass")
-    return [indent + line if line else line for line in lines]
+    return lines
 
 
-def _models_head(model: Model, doc: str, extra: list[str]) -> list[str]:
+# --- model classes, in modules imported on first use ---------------------------------------
+#
+# Defining an attrs class costs about 0.4 ms (attrs compiles its methods), so the classes are
+# split into modules that are imported only when one of their names is first asked for, and
+# grouped so that a call imports few classes it does not use:
+#  - the classes only one operation reaches (its input, its output, the parts no other
+#    operation has) form that operation's module, e.g. ``_describe_cluster``;
+#  - the others are grouped by the set of operations whose outputs reach them (or, for parts
+#    of inputs only, whose inputs do), and the module is named after the group's main class,
+#    e.g. ``_cluster`` for Cluster and its parts, which five operations return;
+#  - in a big group, the optional parts of one member (Cluster's outpostConfig, ...) get a
+#    module of their own (``_split_parts``).
+# So DescribeCluster imports ``_describe_cluster`` and ``_cluster`` (and the module of an
+# optional part only when the answer has it); DescribePodIdentityAssociation imports
+# ``_describe_pod_identity_association`` and ``_pod_identity_association``.
+
+
+def _refs(model: Model, name: str) -> list[str]:
+    shape = model.shapes[name]
+    kind = shape["type"]
+    if kind == "structure":
+        return [m["shape"] for m in shape["members"].values()]
+    if kind == "list":
+        return [shape["member"]["shape"]]
+    if kind == "map":
+        return [shape["key"]["shape"], shape["value"]["shape"]]
+    return []
+
+
+def _closure(model: Model, name: str) -> set[str]:
+    """Every shape reachable from ``name``, itself included."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(_refs(model, current))
+    return seen
+
+
+def model_modules(
+    model: Model, notes: dict[str, str] | None = None
+) -> dict[str, list[str]]:
+    """Module name (without its leading underscore) -> the shapes whose classes it defines.
+
+    ``notes`` receives a line for the docstring of the modules split off a big group.
+    """
+    reached_out: dict[str, set[str]] = {}
+    reached_in: dict[str, set[str]] = {}
+    for op_name, op in model.operations.items():
+        for shape in _closure(model, op["output"]["shape"]):
+            reached_out.setdefault(shape, set()).add(op_name)
+        for shape in _closure(model, op["input"]["shape"]):
+            reached_in.setdefault(shape, set()).add(op_name)
+    groups: dict[tuple[str, frozenset[str]], list[str]] = {}
+    for name in model.enums + model.structures:
+        out_ops = reached_out.get(name, set())
+        in_ops = reached_in.get(name, set())
+        if len(out_ops | in_ops) == 1:
+            key = ("op", frozenset(out_ops | in_ops))
+        elif out_ops:
+            key = ("out", frozenset(out_ops))
+        else:
+            key = ("in", frozenset(in_ops))
+        groups.setdefault(key, []).append(name)
+    modules: dict[str, list[str]] = {}
+    for (kind, ops), names in sorted(groups.items(), key=lambda kv: (kv[0][0], sorted(kv[0][1]))):
+        if kind == "op":
+            (op_name,) = ops
+            module = snake(op_name)
+        else:
+            module = snake(_main_class(model, names))
+        parts = _split_parts(model, names, notes) if kind != "op" else {}
+        for part, part_names in {module: names, **parts}.items():
+            if part in modules:
+                raise SystemExit(f"model module name clash: {part}")
+            modules[part] = sorted(part_names)
+    return dict(sorted(modules.items()))
+
+
+#: A shared group of at least this many classes is split (see ``_split_parts``).
+SPLIT_AT = 16
+
+
+def _split_parts(
+    model: Model, names: list[str], notes: dict[str, str] | None
+) -> dict[str, list[str]]:
+    """Move the optional parts of a big group's main class out of it, in place.
+
+    The parser builds the class of every direct member of a structure it parses, and the
+    deeper classes only when the answer has that member. So the main class and its direct
+    members stay together, while a member's own parts with two structures or more (Cluster's
+    outpostConfig, remoteNetworkConfig, ...), absent from most answers, get a module of their
+    own: ``<main class>_<member>``.
+    """
+    if len(names) < SPLIT_AT:
+        return {}
+    group = set(names)
+    main = _main_class(model, names)
+    members = model.shapes[main]["members"]
+    outside = set().union(*(_closure(model, n) for n in group - _closure(model, main)))
+    parts: dict[str, list[str]] = {}
+    for mname, member in members.items():
+        target = member["shape"]
+        others = set().union(
+            *(_closure(model, m["shape"]) for k, m in members.items() if k != mname)
+        )
+        moved = (_closure(model, target) & group) - {target, main} - others - outside
+        if sum(1 for n in moved if model.shapes[n]["type"] == "structure") >= 2:
+            part = f"{snake(main)}_{snake(mname)}"
+            parts[part] = sorted(moved)
+            if notes is not None:
+                notes[part] = f"The parts of ``{main}.{mname}``, imported when an answer has one."
+            for n in moved:
+                names.remove(n)
+    return parts
+
+
+def _main_class(model: Model, names: list[str]) -> str:
+    """The class of a group that reaches most of the others (ties: the first by name)."""
+    group = set(names)
+    return min(names, key=lambda n: (-len(_closure(model, n) & group), n))
+
+
+def _module_users(model: Model, shapes: list[str]) -> list[str]:
+    users = []
+    for op_name, op in sorted(model.operations.items()):
+        reach = _closure(model, op["output"]["shape"]) | _closure(model, op["input"]["shape"])
+        if reach & set(shapes):
+            users.append(op_name)
+    return users
+
+
+def render_model_module(
+    model: Model, module: str, shapes: list[str], home: dict[str, str], note: str | None = None
+) -> str:
+    """One module of data classes and enums."""
+    output_shapes = {op["output"]["shape"] for op in model.operations.values()}
+    enums = [n for n in shapes if n in set(model.enums)]
+    structures = [n for n in shapes if n not in set(model.enums)]
+    body: list[str] = []
+    for name in enums:
+        body += _enum_lines_for(model, name)
+    for name in structures:
+        body += ["", *_class_lines(model, name, output_shapes), ""]
+    text = "\n".join(body)
+    # Classes of other modules: imported for type checkers only, except those an output
+    # class names, which the parser's first answer imports anyway; so typing.get_type_hints
+    # works on every output class.
+    foreign: dict[str, set[str]] = {}
+    runtime: dict[str, set[str]] = {}
+    for name in structures:
+        for member in model.shapes[name]["members"].values():
+            annotation = model.py_type(member["shape"], for_input=False)
+            for used in re.findall(r"\b([A-Z]\w*)\b", annotation):
+                target = home.get(used)
+                if target is not None and target != module:
+                    where = runtime if name in output_shapes else foreign
+                    where.setdefault(target, set()).add(used)
+    for target, names in runtime.items():
+        foreign[target] = foreign.get(target, set()) - names
+    foreign = {target: names for target, names in foreign.items() if names}
+    kinds = " and ".join(k for k, has in (("Data classes", structures), ("enums", enums)) if has)
+    kinds = kinds[0].upper() + kinds[1:]
+    users = _module_users(model, shapes)
+    if len(users) == 1:
+        doc = f'"""{kinds} of the EKS API that only ``{users[0]}`` uses."""'
+    else:
+        doc = (
+            f'"""{kinds} of the EKS API that {len(users)} operations use:\n\n'
+            + "\n".join(textwrap.wrap(", ".join(f"``{u}``" for u in users), 96))
+            + (f"\n\n{note}" if note else "")
+            + '\n"""'
+        )
+    stdlib = []
+    if re.search(r"\bdatetime\.", text):
+        stdlib.append("import datetime")
+    if enums:
+        stdlib.append("import enum")
+    if foreign:
+        stdlib.append("from typing import TYPE_CHECKING")
+    third_party = ["import attrs"] if structures else []
+    local = []
+    if "NO_RESPONSE" in text:
+        local = ["from ..._response import ResponseMetadata", "from . import NO_RESPONSE"]
+    for target, names in sorted(runtime.items()):
+        local += _import_lines(target, names, "")
+    head = [HEADER.rstrip("\n"), doc, "", "from __future__ import annotations"]
+    for block in (stdlib, third_party, local):
+        if block:
+            head += ["", *block]
+    if foreign:
+        head += ["", "if TYPE_CHECKING:"]
+        for target, names in sorted(foreign.items()):
+            head += _import_lines(target, names, "    ")
+    head += ["", "__all__ = [", *[f'    "{class_name(n)}",' for n in shapes], "]", ""]
+    return _lines(head, body)
+
+
+def _import_lines(module: str, names: set[str], indent: str) -> list[str]:
+    ordered = sorted(names, key=lambda n: (n.lower(), n))
+    line = f"{indent}from ._{module} import {', '.join(ordered)}"
+    if len(line) <= 100:
+        return [line]
     return [
+        f"{indent}from ._{module} import (",
+        *[f"{indent}    {n}," for n in ordered],
+        f"{indent})",
+    ]
+
+
+def render_models_init(model: Model, modules: dict[str, list[str]]) -> str:
+    """The package: every name, the module that defines it, and a module ``__getattr__``."""
+    home = {class_name(n): m for m, names in modules.items() for n in names}
+    lines = [
         HEADER.rstrip("\n"),
-        doc,
+        '"""Data classes and enums of the EKS API (one per shape of the model).',
+        "",
+        "They are defined in the modules of this package, each imported the first time one of its",
+        "names is asked for (``import eks_async`` defines none of them): see codegen/generate.py",
+        "for how they are grouped. Python's import lock makes that happen once, whichever thread",
+        "asks first. Type checkers read the star imports.",
+        '"""',
         "",
         "from __future__ import annotations",
         "",
-        "import datetime",
-        "import enum",
-        *extra,
+        "import importlib",
+        "from typing import TYPE_CHECKING, Any, Final",
         "",
-        "import attrs",
-        "",
-        "from .._response import ResponseMetadata",
+        "from ..._response import ResponseMetadata",
         "",
         "__all__ = [",
         *[f'    "{class_name(n)}",' for n in sorted(model.enums + model.structures)],
         "]",
         "",
-    ]
-
-
-def render_models_stub(model: Model) -> str:
-    """The type stub: every data class as type checkers should see it."""
-    output_shapes = {op["output"]["shape"] for op in model.operations.values()}
-    head = _models_head(
-        model, '"""Data classes and enums of the EKS API (one per shape of the model)."""', []
-    )
-    body = _enum_lines(model)
-    for name in model.structures:
-        body += ["", *_class_lines(model, name, output_shapes, ""), ""]
-    return _lines(head, body)
-
-
-def render_models(model: Model) -> str:
-    """The runtime module: enums at import, data classes built on first use.
-
-    Creating an attrs class costs about half a millisecond, so building all of them at
-    import would dominate ``import eks_async``; each is built the first time it is named.
-    """
-    output_shapes = {op["output"]["shape"] for op in model.operations.values()}
-    head = _models_head(
-        model,
-        '"""Data classes and enums of the EKS API; the classes are built on first use.\n\n'
-        'Type checkers read ``models.pyi``, which declares every class."""',
-        ["import threading", "from collections.abc import Callable", "from typing import Any, Final"],
-    )
-    body = _enum_lines(model)
-    for name in model.structures:
-        body += ["", f"def _build_{class_name(name)}() -> type:"]
-        body += _class_lines(model, name, output_shapes, "    ")
-        body += [f"    return {class_name(name)}", ""]
-    body += [
+        "#: The ``response_metadata`` of an output made in code rather than parsed from an answer.",
+        "NO_RESPONSE: Final = ResponseMetadata(request_id=None, http_status=0, attempts=0)",
         "",
-        "_BUILDERS: Final[dict[str, Callable[[], type]]] = {",
-        *[f'    "{class_name(n)}": _build_{class_name(n)},' for n in model.structures],
+        "#: The module (in this package) that defines each name.",
+        "_MODULES: Final[dict[str, str]] = {",
+        *[f'    "{n}": "_{m}",' for n, m in sorted(home.items())],
         "}",
-        "_LOCK = threading.Lock()",
         "",
+        "if TYPE_CHECKING:",
+        *[f"    from ._{m} import *" for m in modules],
+        "else:",
         "",
-        "def __getattr__(name: str) -> Any:",
-        "    builder = _BUILDERS.get(name)",
-        "    if builder is None:",
-        '        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")',
-        "    with _LOCK:  # one class object per name, whichever thread asks first",
-        "        cls = globals().get(name)",
-        "        if cls is None:",
-        "            cls = builder()",
-        "            cls.__qualname__ = name",
-        "            globals()[name] = cls",
-        "    return cls",
+        "    def __getattr__(name: str) -> Any:",
+        "        module = _MODULES.get(name)",
+        "        if module is None:",
+        '            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")',
+        '        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)',
+        "        globals()[name] = value",
+        "        return value",
         "",
-        "",
-        "def __dir__() -> list[str]:",
-        "    return sorted(set(globals()) | set(_BUILDERS))",
+        "    def __dir__() -> list[str]:",
+        "        return sorted(set(globals()) | set(_MODULES))",
     ]
-    return _lines(head, body)
+    return _lines(lines)
+
+
+def render_models(model: Model) -> dict[str, str]:
+    """``models/__init__.py`` and one file per module of classes."""
+    notes: dict[str, str] = {}
+    modules = model_modules(model, notes)
+    home = {class_name(n): m for m, names in modules.items() for n in names}
+    files = {"models/__init__.py": render_models_init(model, modules)}
+    for module, shapes in modules.items():
+        files[f"models/_{module}.py"] = render_model_module(
+            model, module, shapes, home, notes.get(module)
+        )
+    return files
 
 
 def _shape_entry(model: Model, name: str) -> str:
@@ -618,8 +813,7 @@ def render_all(bdir: Path) -> dict[str, str]:
     model = Model(service)
     files = {
         "__init__.py": render_init(),
-        "models.py": render_models(model),
-        "models.pyi": render_models_stub(model),
+        **render_models(model),
         "shapes.py": render_shapes(model),
         "errors.py": render_errors(model),
         "operations.py": render_operations(model, paginators),
@@ -632,23 +826,34 @@ def render_all(bdir: Path) -> dict[str, str]:
     return files
 
 
+def committed_files() -> dict[str, str]:
+    """The generated files as they are in the tree, by path relative to ``OUT``."""
+    return {
+        path.relative_to(OUT).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(OUT.rglob("*.py*"))
+        if "__pycache__" not in path.parts and path.suffix in (".py", ".pyi")
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the output would change")
     args = parser.parse_args(argv)
     files = render_all(botocore_dir())
-    changed = []
-    for name, text in sorted(files.items()):
+    current = committed_files()
+    changed = sorted(n for n in files.keys() | current.keys() if files.get(n) != current.get(n))
+    if args.check:
+        if changed:
+            print("regenerating would change: " + ", ".join(changed), file=sys.stderr)
+            return 1
+        return 0
+    for name in changed:
         path = OUT / name
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current != text:
-            changed.append(name)
-            if not args.check:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-    if args.check and changed:
-        print("regenerating would change: " + ", ".join(changed), file=sys.stderr)
-        return 1
+        if name not in files:  # no longer generated
+            path.unlink()
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(files[name], encoding="utf-8")
     return 0
 
 

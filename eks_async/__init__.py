@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    # The data classes are built on first use (see _generated/models.py).
+    # The data classes are imported on first use (see _generated/models/__init__.py).
     if name in _MODEL_NAMES:
         return getattr(_models, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,7 @@ class OperationSpec(Generic[T]):
 
     @property
     def output_cls(self) -> type[T]:
-        """The output's data class (built on first use, like every model class)."""
+        """The output's data class (its module is imported on first use, like every model class)."""
         from ._generated import models
         from ._generated.shapes import SHAPES
 

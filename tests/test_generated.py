@@ -7,24 +7,51 @@ import json
 import re
 from pathlib import Path
 
+import attrs
 import botocore
+import pytest
 
-from codegen.generate import HEADER, OUT, render_all
+from codegen.generate import HEADER, OUT, committed_files, render_all
 
 BOTOCORE = Path(botocore.__file__).parent
 
 
 def test_regenerating_changes_nothing() -> None:
     rendered = render_all(BOTOCORE)
-    committed = {p.name: p.read_text(encoding="utf-8") for p in OUT.glob("*.py*")}
-    assert sorted(committed) == sorted(rendered)
+    committed = committed_files()
+    assert sorted(committed) == sorted(rendered), "run python -m codegen.generate"
     for name, text in rendered.items():
         assert committed[name] == text, f"{name} is stale: run python -m codegen.generate"
 
 
+def test_the_check_sees_a_changed_an_extra_and_a_missing_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import codegen.generate as generate
+
+    out = tmp_path / "_generated"
+    for name, text in committed_files().items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text, encoding="utf-8")
+    monkeypatch.setattr(generate, "OUT", out)
+    assert generate.main(["--check"]) == 0
+    cluster = out / "models" / "_cluster.py"
+    cluster.write_text(cluster.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert generate.main(["--check"]) == 1
+    assert generate.main([]) == 0 and generate.main(["--check"]) == 0
+    (out / "models" / "_stale.py").write_text(HEADER, encoding="utf-8")
+    (out / "models" / "_describe_cluster.py").unlink()
+    assert generate.main(["--check"]) == 1
+    assert generate.main([]) == 0 and generate.main(["--check"]) == 0
+    assert not (out / "models" / "_stale.py").exists()
+    assert (out / "models" / "_describe_cluster.py").exists()
+
+
 def test_every_generated_file_says_so_on_its_first_line() -> None:
-    for path in OUT.glob("*.py*"):
-        assert path.read_text(encoding="utf-8").startswith(HEADER), path.name
+    files = committed_files()
+    assert "models/__init__.py" in files and "models/_cluster.py" in files
+    for name, text in files.items():
+        assert text.startswith(HEADER), name
 
 
 def test_no_documentation_prose_is_copied() -> None:
@@ -44,7 +71,7 @@ def test_no_documentation_prose_is_copied() -> None:
                 collect(item)
 
     collect(model)
-    generated = "\n".join(p.read_text(encoding="utf-8") for p in OUT.glob("*.py*"))
+    generated = "\n".join(committed_files().values())
     sentences = {
         s.strip()
         for doc in docs
@@ -65,11 +92,84 @@ def test_import_builds_no_model_class_and_loads_no_botocore() -> None:
         "from eks_async._generated import models\n"
         "assert 'botocore' not in sys.modules and 'aiobotocore' not in sys.modules\n"
         "assert 'Cluster' not in vars(models)\n"
+        "assert not [m for m in sys.modules if m.startswith(models.__name__ + '.')]\n"
         "eks_async.EKSClient(region='us-west-2', aws_access_key_id='a', aws_secret_access_key='b')\n"
         "assert 'botocore' not in sys.modules\n"
+        "assert not [m for m in sys.modules if m.startswith(models.__name__ + '.')]\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_call_imports_only_the_modules_of_its_classes() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys, eks_async\n"
+        "from eks_async._generated import operations as ops\n"
+        "from eks_async._parse import parse_output\n"
+        "body = json.dumps({'association': {'associationId': 'a-1', 'createdAt': 1.5}})\n"
+        "out = parse_output(ops.DESCRIBE_POD_IDENTITY_ASSOCIATION, 200, body.encode(), 'r')\n"
+        "assert out.association.association_id == 'a-1'\n"
+        "prefix = 'eks_async._generated.models.'\n"
+        "print(sorted(m[len(prefix):] for m in sys.modules if m.startswith(prefix)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(
+        ["_describe_pod_identity_association", "_pod_identity_association"]
+    )
+
+
+def test_the_generated_models_import_nothing_of_the_runtime_but_a_leaf() -> None:
+    # The model modules may import eks_async._response (ResponseMetadata), which imports
+    # nothing of eks_async; nothing else of the runtime.
+    for name, text in committed_files().items():
+        if name.startswith("models/"):
+            imports = re.findall(r"^\s*from (\.+\w*) import", text, re.M)
+            assert set(imports) <= {".", "..._response"} | {
+                f".{n}" for n in re.findall(r"from \.(_\w+) import", text)
+            }, name
+            assert not re.search(r"^\s*(import|from) eks_async", text, re.M), name
+    leaf = (OUT.parent / "_response.py").read_text(encoding="utf-8")
+    assert not re.search(r"^\s*(from \.|import eks_async|from eks_async)", leaf, re.M)
+
+
+def test_model_classes_are_real_source_in_small_modules() -> None:
+    import inspect
+
+    from eks_async._generated import models
+
+    cluster = models.Cluster
+    assert cluster.__module__ == "eks_async._generated.models._cluster"
+    assert "class Cluster:" in inspect.getsource(cluster)
+    assert models.DescribeClusterResponse.__module__.endswith("._describe_cluster")
+    assert models.ClusterStatus.__module__ == cluster.__module__
+    assert not hasattr(models, "_BUILDERS")
+    modules = {m for m in committed_files() if m.startswith("models/_")}
+    assert 40 < len(modules) < 150
+
+
+def test_response_metadata_is_never_none() -> None:
+    import eks_async
+    from eks_async._generated import models
+
+    made = models.DescribeClusterResponse()
+    assert made.response_metadata is models.NO_RESPONSE
+    assert made.response_metadata == eks_async.ResponseMetadata(
+        request_id=None, http_status=0, attempts=0
+    )
+    assert made == models.DescribeClusterResponse(
+        response_metadata=eks_async.ResponseMetadata(request_id="r", http_status=200)
+    )
+    assert "response_metadata" not in repr(made)
+    field = attrs.fields(models.DescribeClusterResponse).response_metadata
+    assert field.type == "ResponseMetadata" and field.kw_only and not field.eq
+    for name in models.__all__:
+        cls = getattr(models, name)
+        if attrs.has(cls) and "response_metadata" in attrs.fields_dict(cls):
+            assert attrs.fields_dict(cls)["response_metadata"].default is models.NO_RESPONSE
 
 
 def test_lazily_built_classes_are_ordinary_and_unique() -> None:
@@ -91,7 +191,42 @@ def test_lazily_built_classes_are_ordinary_and_unique() -> None:
     assert repr(taint).startswith("Taint(key='k'")
     assert pickle.loads(pickle.dumps(taint)) == taint
     assert "Taint" in dir(eks_async)
-    import pytest
+    assert "Taint" in dir(models)
 
     with pytest.raises(AttributeError):
         eks_async.NoSuchModel  # noqa: B018
+    with pytest.raises(AttributeError):
+        models.NoSuchModel  # noqa: B018
+
+
+def test_first_use_from_many_threads_in_a_fresh_process() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, eks_async\n"
+        "from eks_async._generated import models\n"
+        "names = [n for n in models.__all__]\n"
+        "seen = {}\n"
+        "barrier = threading.Barrier(8)\n"
+        "def work(i):\n"
+        "    barrier.wait()\n"
+        "    for n in names[i::2] + names[::-1]:\n"
+        "        seen.setdefault(n, set()).add(id(getattr(eks_async, n)))\n"
+        "threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "assert all(len(v) == 1 for v in seen.values()) and len(seen) == len(names)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_type_hints_of_every_output_class_resolve() -> None:
+    import typing
+
+    from eks_async._generated.operations import OPERATIONS
+    from eks_async._response import ResponseMetadata
+
+    for op in OPERATIONS.values():
+        hints = typing.get_type_hints(op.output_cls)
+        assert hints["response_metadata"] is ResponseMetadata, op.name
