@@ -626,25 +626,35 @@ def render_client(model: Model) -> str:
     used -= {"Sequence", "Mapping"}
     head = [
         HEADER.rstrip("\n"),
-        '"""One typed coroutine per EKS operation; the behaviour lives in ClientCore."""',
+        '"""One typed coroutine per EKS operation; the behaviour lives in the runtime\'s ``_invoke``."""',
         "",
         "from __future__ import annotations",
         "",
         "from collections.abc import Mapping, Sequence",
-        "from typing import TYPE_CHECKING",
+        "from typing import TYPE_CHECKING, Any, TypeVar",
         "",
-        "from .._core import ClientCore",
         "from . import operations as _ops",
         "",
         "if TYPE_CHECKING:",
+        "    from .._operation import OperationSpec",
         "    from .._waiters import WaiterConfig",
         "    from .models import (",
         *[f"        {n}," for n in sorted(used, key=lambda n: (n.lower(), n))],
         "    )",
         "",
+        'T = TypeVar("T")',
         "",
-        "class EKSOperations(ClientCore):",
-        '    """Every operation of the EKS API as a method."""',
+        "",
+        "class EKSOperations:",
+        '    """Every operation of the EKS API as a method (the client class supplies ``_invoke``)."""',
+        "",
+        "    __slots__ = ()",
+        "",
+        "    if TYPE_CHECKING:",
+        "",
+        "        async def _invoke(",
+        "            self, op: OperationSpec[T], values: tuple[Any, ...], *, wait: Any = False",
+        "        ) -> T: ...",
         "",
     ]
     body: list[str] = []
@@ -700,7 +710,7 @@ def _signature(
 
 def render_waiters(model: Model, waiters: dict[str, Any]) -> str:
     used: set[str] = set()
-    body: list[str] = ["", "WAITERS: Final[dict[str, WaiterSpec]] = {"]
+    body: list[str] = ["", 'T = TypeVar("T")', "", "WAITERS: Final[dict[str, WaiterSpec]] = {"]
     for name, spec in sorted(waiters["waiters"].items()):
         body.append(f"    {name!r}: WaiterSpec(")
         body.append(f"        operation={spec['operation']!r},")
@@ -713,7 +723,27 @@ def render_waiters(model: Model, waiters: dict[str, Any]) -> str:
                 f"expected={a['expected']!r}, argument={a.get('argument')!r}),"
             )
         body += ["        ),", "    ),"]
-    body += ["}", "", "", "class ModelWaiters(WaiterCore):", '    """The waiters of botocore\'s EKS model."""', ""]
+    body += [
+        "}",
+        "",
+        "",
+        "class ModelWaiters:",
+        '    """The waiters of botocore\'s EKS model (the runtime supplies ``_model_wait``)."""',
+        "",
+        "    __slots__ = ()",
+        "",
+        "    if TYPE_CHECKING:",
+        "",
+        "        async def _model_wait(",
+        "            self,",
+        "            name: str,",
+        "            op: OperationSpec[T],",
+        "            values: tuple[Any, ...],",
+        "            config: WaiterConfig | None,",
+        "            on_progress: Callable[[WaitProgress], None] | None,",
+        "        ) -> T: ...",
+        "",
+    ]
     for name, spec in sorted(waiters["waiters"].items()):
         op = model.operations[spec["operation"]]
         shape = model.shapes[op["input"]["shape"]]
@@ -742,13 +772,14 @@ def render_waiters(model: Model, waiters: dict[str, Any]) -> str:
         "from __future__ import annotations",
         "",
         "from collections.abc import Callable",
-        "from typing import TYPE_CHECKING, Final",
+        "from typing import TYPE_CHECKING, Any, Final, TypeVar",
         "",
-        "from .._waiter_api import WaiterCore, WaiterSpec",
-        "from .._waiters import Acceptor, WaiterConfig, WaitProgress",
+        "from .._operation import Acceptor, WaiterSpec",
         "from . import operations as _ops",
         "",
         "if TYPE_CHECKING:",
+        "    from .._operation import OperationSpec",
+        "    from .._waiters import WaiterConfig, WaitProgress",
         "    from .models import (",
         *[f"        {n}," for n in sorted(used, key=lambda n: (n.lower(), n))],
         "    )",
@@ -764,7 +795,23 @@ def _list_item_type(model: Model, output_shape: str, result_key: str) -> str:
 
 def render_paginators(model: Model, paginators: dict[str, Any]) -> str:
     used: set[str] = set()
-    body: list[str] = ["", "", "class ModelPaginators(PaginatorCore):", '    """Every paginated EKS operation, as async iteration over its items."""', ""]
+    body: list[str] = [
+        "",
+        'Out = TypeVar("Out")',
+        "",
+        "",
+        "class ModelPaginators:",
+        '    """Every paginated EKS operation, as async iteration over its items."""',
+        "",
+        "    __slots__ = ()",
+        "",
+        "    if TYPE_CHECKING:",
+        "",
+        "        def _paginate(",
+        "            self, op: OperationSpec[Out], values: tuple[Any, ...]",
+        "        ) -> Paginator[Any, Out]: ...",
+        "",
+    ]
     for name, spec in sorted(paginators["pagination"].items()):
         op = model.operations[name]
         shape = model.shapes[op["input"]["shape"]]
@@ -795,12 +842,13 @@ def render_paginators(model: Model, paginators: dict[str, Any]) -> str:
         "from __future__ import annotations",
         "",
         "from collections.abc import Mapping, Sequence",
-        "from typing import TYPE_CHECKING",
+        "from typing import TYPE_CHECKING, Any, TypeVar",
         "",
-        "from .._paginate import Paginator, PaginatorCore",
         "from . import operations as _ops",
         "",
         "if TYPE_CHECKING:",
+        "    from .._operation import OperationSpec",
+        "    from .._paginate import Paginator",
         "    from .models import (",
         *[f"        {n}," for n in sorted(used, key=lambda n: (n.lower(), n))],
         "    )",

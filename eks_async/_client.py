@@ -5,9 +5,11 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from ._core import ClientCore
 from ._generated.client import EKSOperations
 from ._generated.paginators import ModelPaginators
 from ._generated.waiters import ModelWaiters
+from ._paginate import PaginatorCore
 from ._waiter_api import IdentityWaiters
 from ._waiters import WaiterConfig
 
@@ -21,13 +23,13 @@ class Waiters(IdentityWaiters, ModelWaiters):
     __slots__ = ()
 
 
-class Paginators(ModelPaginators):
+class Paginators(PaginatorCore, ModelPaginators):
     """``eks.paginate``: async iteration over every paginated operation."""
 
     __slots__ = ()
 
 
-class EKSClient(EKSOperations):
+class EKSClient(ClientCore, EKSOperations):
     """An asyncio client for the Amazon EKS API.
 
     Use it as ``async with EKSClient(region="us-west-2") as eks:``; one client serves

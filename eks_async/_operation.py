@@ -1,12 +1,19 @@
-"""The static description of an operation, as the generated tables give it."""
+"""The static descriptions the generated tables are made of: operations, paginators, waiters.
+
+A foundation module: the generated code may import it, and it imports nothing of eks_async,
+so generated modules stay leaves that the runtime imports and that never import it back.
+"""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
 T = TypeVar("T")
+
+#: Where a waiter's poll leaves it.
+State = Literal["success", "failure", "retry"]
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -20,15 +27,6 @@ class OperationSpec(Generic[T]):
     output_shape: str
     errors: tuple[str, ...]
 
-    @property
-    def output_cls(self) -> type[T]:
-        """The output's data class (its module is imported on first use, like every model class)."""
-        from ._generated import models
-        from ._generated.shapes import SHAPES
-
-        cls: type[T] = getattr(models, SHAPES[self.output_shape][1])
-        return cls
-
 
 @attrs.frozen(slots=True, kw_only=True)
 class PaginatorSpec:
@@ -38,3 +36,23 @@ class PaginatorSpec:
     output_token: str
     limit_key: str | None
     result_key: str
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Acceptor:
+    """One rule of a model waiter: when ``matcher`` on ``argument`` gives ``expected``."""
+
+    state: State
+    matcher: Literal["path", "pathAll", "pathAny", "status", "error"]
+    expected: Any
+    argument: str | None = None
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class WaiterSpec:
+    """A waiter of botocore's model: its operation, fixed delay, attempts and acceptors."""
+
+    operation: str
+    delay: int
+    max_attempts: int
+    acceptors: tuple[Acceptor, ...]

@@ -11,13 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import attrs
-
 from ._exceptions import EKSAsyncError, ServiceError
 from ._generated import models
-from ._operation import OperationSpec
+from ._operation import OperationSpec, WaiterSpec
 from ._waiters import (
-    Acceptor,
     Decision,
     Waiter,
     WaiterConfig,
@@ -26,7 +23,7 @@ from ._waiters import (
 )
 
 if TYPE_CHECKING:
-    from ._generated.client import EKSOperations
+    from ._client import EKSClient
     from ._generated.models import (
         DescribeIdentityProviderConfigResponse,
         DescribePodIdentityAssociationResponse,
@@ -42,22 +39,13 @@ ASSOCIATION_DEFAULTS = WaiterConfig(min_delay=2.0, max_delay=10.0, max_wait=120.
 UPDATE_DEFAULTS = WaiterConfig(min_delay=5.0, max_delay=60.0, max_wait=45 * 60.0)
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class WaiterSpec:
-    """A waiter of botocore's model: its operation, fixed delay, attempts and acceptors."""
-
-    operation: str
-    delay: int
-    max_attempts: int
-    acceptors: tuple[Acceptor, ...]
-
-    def default_config(self) -> WaiterConfig:
-        """Growing delays starting well under the model's fixed one, over the same total."""
-        return WaiterConfig(
-            min_delay=max(1.0, self.delay / 4),
-            max_delay=float(self.delay) * 2,
-            max_wait=float(self.delay * self.max_attempts),
-        )
+def _default_config(spec: WaiterSpec) -> WaiterConfig:
+    """Growing delays starting well under the model's fixed one, over the same total."""
+    return WaiterConfig(
+        min_delay=max(1.0, spec.delay / 4),
+        max_delay=float(spec.delay) * 2,
+        max_wait=float(spec.delay * spec.max_attempts),
+    )
 
 
 def _code(error: EKSAsyncError | None) -> str | None:
@@ -73,7 +61,7 @@ class WaiterCore:
 
     __slots__ = ("_client",)
 
-    def __init__(self, client: EKSOperations) -> None:
+    def __init__(self, client: EKSClient) -> None:
         self._client = client
 
     async def _model_wait(
@@ -96,7 +84,7 @@ class WaiterCore:
             name,
             poll,
             acceptor_decider(spec.acceptors, op.output_shape),
-            _merge(spec.default_config(), config),
+            _merge(_default_config(spec), config),
             on_progress,
             failure_errors,
         ).run()
@@ -249,9 +237,7 @@ class IdentityWaiters(WaiterCore):
             described = await self._describe_association(cluster_name, association_id)
             assoc = described.association
             assert assoc is not None
-            from ._generated.paginators import ModelPaginators
-
-            listing = ModelPaginators(self._client).list_pod_identity_associations(
+            listing = self._client.paginate.list_pod_identity_associations(
                 cluster_name=cluster_name,
                 namespace=assoc.namespace,
                 service_account=assoc.service_account,

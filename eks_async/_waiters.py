@@ -19,17 +19,17 @@ import enum
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 
 from ._exceptions import EKSAsyncError, ServiceError, TimeoutError_
 from ._generated.shapes import SHAPES
+from ._operation import Acceptor, State
 from ._pipeline import call_budget
 from ._retry import classify
 
 T = TypeVar("T")
-State = Literal["success", "failure", "retry"]
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -121,16 +121,6 @@ class WaiterTimeoutError(WaiterError):
 
 
 # --- acceptors ------------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True, slots=True)
-class Acceptor:
-    """One rule of a model waiter: when ``matcher`` on ``argument`` gives ``expected``."""
-
-    state: State
-    matcher: Literal["path", "pathAll", "pathAny", "status", "error"]
-    expected: Any
-    argument: str | None = None
 
 
 def to_model_form(value: Any, shape_name: str) -> Any:

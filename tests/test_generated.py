@@ -224,9 +224,11 @@ def test_first_use_from_many_threads_in_a_fresh_process() -> None:
 def test_type_hints_of_every_output_class_resolve() -> None:
     import typing
 
+    from eks_async._generated import models
     from eks_async._generated.operations import OPERATIONS
+    from eks_async._generated.shapes import SHAPES
     from eks_async._response import ResponseMetadata
 
     for op in OPERATIONS.values():
-        hints = typing.get_type_hints(op.output_cls)
+        hints = typing.get_type_hints(getattr(models, SHAPES[op.output_shape][1]))
         assert hints["response_metadata"] is ResponseMetadata, op.name

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._paginate import Paginator, PaginatorCore
 from . import operations as _ops
 
 if TYPE_CHECKING:
+    from .._operation import OperationSpec
+    from .._paginate import Paginator
     from .models import (
         AccessPolicy,
         AddonInfo,
@@ -43,9 +44,19 @@ if TYPE_CHECKING:
         VersionStatus,
     )
 
+Out = TypeVar("Out")
 
-class ModelPaginators(PaginatorCore):
+
+class ModelPaginators:
     """Every paginated EKS operation, as async iteration over its items."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        def _paginate(
+            self, op: OperationSpec[Out], values: tuple[Any, ...]
+        ) -> Paginator[Any, Out]: ...
 
     def describe_addon_versions(
         self,

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from .._waiter_api import WaiterCore, WaiterSpec
-from .._waiters import Acceptor, WaiterConfig, WaitProgress
+from .._operation import Acceptor, WaiterSpec
 from . import operations as _ops
 
 if TYPE_CHECKING:
+    from .._operation import OperationSpec
+    from .._waiters import WaiterConfig, WaitProgress
     from .models import (
         DescribeAddonResponse,
         DescribeClusterResponse,
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
         DescribeNodegroupResponse,
         DescribeUpdateResponse,
     )
+
+T = TypeVar("T")
 
 WAITERS: Final[dict[str, WaiterSpec]] = {
     'AddonActive': WaiterSpec(
@@ -109,8 +112,21 @@ WAITERS: Final[dict[str, WaiterSpec]] = {
 }
 
 
-class ModelWaiters(WaiterCore):
-    """The waiters of botocore's EKS model."""
+class ModelWaiters:
+    """The waiters of botocore's EKS model (the runtime supplies ``_model_wait``)."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        async def _model_wait(
+            self,
+            name: str,
+            op: OperationSpec[T],
+            values: tuple[Any, ...],
+            config: WaiterConfig | None,
+            on_progress: Callable[[WaitProgress], None] | None,
+        ) -> T: ...
 
     async def addon_active(
         self,

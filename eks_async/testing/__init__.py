@@ -57,9 +57,9 @@ from ._config import (
 )
 from ._emulator import ADMIN_PREFIX, CallCounts, EKSEmulator, Exchange
 from ._kube_auth import KubernetesIdentity, TokenReview
-from ._server import EmulatorServer, run_emulator_server
 from ._service import EMULATED_OPERATIONS
 from ._signing import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
+from ._threaded import EmulatorServer, run_emulator_server
 from ._transport import EmulatorTransport
 from ._wire import EmulatorRequest, EmulatorResponse
 
