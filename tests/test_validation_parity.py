@@ -206,7 +206,7 @@ def test_refuses_exactly_what_botocore_refuses(op_name: str) -> None:
     tokens = _tokens(op_name)
     outcomes: list[bool] = []
 
-    @settings(max_examples=30, derandomize=True, deadline=None, database=None,
+    @settings(max_examples=20, derandomize=True, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(data=st.data())
     def check(data: st.DataObject) -> None:
