@@ -2,7 +2,10 @@
 
 Like the serializer, each shape is compiled once into a function. Unknown members are
 ignored, enum values the model does not list stay plain strings, and epoch timestamps
-become aware UTC datetimes.
+become aware UTC datetimes. Nulls read as botocore's rest-json parser reads them: a null
+member is absent (None), a null item of a list or value of a map stays None, and an empty
+body is an output whose members are all None. What botocore would fail on, or would accept
+only by coercing a value of the wrong type, is a ``ResponseParseError``.
 """
 
 from __future__ import annotations
@@ -46,11 +49,11 @@ def _build(shape_name: str) -> FromWire | None:
     shape = SHAPES[shape_name]
     kind = shape[0]
     if kind == "string":
-        return _enum(shape[2]) if shape[2] else _plain(str)
+        return _enum(shape[2]) if shape[2] else _string
     if kind == "integer":
-        return _plain(int)
+        return _integer
     if kind == "boolean":
-        return _plain(bool)
+        return _boolean
     if kind == "timestamp":
         return parse_timestamp
     if kind == "list":
@@ -62,13 +65,28 @@ def _build(shape_name: str) -> FromWire | None:
     raise AssertionError(f"unknown shape kind {kind}")  # pragma: no cover
 
 
-def _plain(kind: type) -> FromWire | None:
-    def check(value: Any) -> Any:
-        if type(value) is not kind and not (kind is int and type(value) is float):
-            raise _BadShape(f"expected {kind.__name__}, got {type(value).__name__}")
-        return value
+# Scalars of the wrong type are refused where botocore would pass them through (a number for
+# a string), coerce them ("5" or 5.7 for an integer, 1 or "TRUE" for a boolean) or fail.
 
-    return check
+
+def _string(value: Any) -> Any:
+    if type(value) is not str:
+        raise _BadShape(f"expected str, got {type(value).__name__}")
+    return value
+
+
+def _integer(value: Any) -> Any:
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)  # 5.0, as botocore's int(value) reads it
+    raise _BadShape(f"expected int, got {type(value).__name__} {value!r:.40}")
+
+
+def _boolean(value: Any) -> Any:
+    if type(value) is not bool:
+        raise _BadShape(f"expected bool, got {type(value).__name__}")
+    return value
 
 
 def _enum(cls_name: str) -> FromWire:
@@ -101,25 +119,27 @@ def parse_timestamp(value: Any) -> datetime.datetime:
 
 
 def _list(member: str) -> FromWire:
+    # null items stay None, as botocore reads every list as sparse.
     def convert(value: Any) -> Any:
         if type(value) is not list:
             raise _BadShape(f"expected a list, got {type(value).__name__}")
         inner = parser(member)
         if inner is None:  # pragma: no cover - every shape has a parser
             return value
-        return [inner(item) for item in value]
+        return [None if item is None else inner(item) for item in value]
 
     return convert
 
 
 def _map(value_shape: str) -> FromWire:
+    # null values stay None, as botocore gives them.
     def convert(value: Any) -> Any:
         if type(value) is not dict:
             raise _BadShape(f"expected an object, got {type(value).__name__}")
         inner = parser(value_shape)
         if inner is None:  # pragma: no cover - every shape has a parser
             return value
-        return {k: inner(v) for k, v in value.items()}
+        return {k: None if v is None else inner(v) for k, v in value.items()}
 
     return convert
 
@@ -157,25 +177,19 @@ def parse_output(
     retry_wait: float = 0.0,
 ) -> Any:
     """The operation's output class from a successful answer."""
-    output_shape = SHAPES[op.output_shape]
-    try:
-        data = json.loads(body) if body else None
-    except ValueError:
-        raise ResponseParseError(
-            f"{op.name}: the answer is not JSON ({len(body)} bytes)",
-            http_status=status,
-            request_id=request_id,
-            operation=op.name,
-        ) from None
-    if data is None:
-        if output_shape[2]:
+    data: Any
+    if not body:
+        data = {}  # as botocore reads it: an output whose members are all None
+    else:
+        try:
+            data = json.loads(body.decode())  # UTF-8 only, as botocore decodes it
+        except ValueError:
             raise ResponseParseError(
-                f"{op.name}: the answer has no body",
+                f"{op.name}: the answer is not JSON ({len(body)} bytes)",
                 http_status=status,
                 request_id=request_id,
                 operation=op.name,
-            )
-        data = {}
+            ) from None
     if type(data) is not dict:
         raise ResponseParseError(
             f"{op.name}: the answer is not a JSON object",

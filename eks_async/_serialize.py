@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import importlib
 import json
 import re
 import uuid
@@ -74,10 +75,21 @@ def _build(shape_name: str) -> ToWire | None:
     if kind == "list":
         return _list(shape[1], shape[2])
     if kind == "map":
-        return _map(shape[1], shape[2], shape[3])
+        return _map(shape[1], shape[2])
     if kind == "structure":
         return _structure(shape_name)
     raise AssertionError(f"unknown shape kind {kind}")  # pragma: no cover
+
+
+def _unencodable(value: str, path: str) -> _Invalid | None:
+    """The error for text UTF-8 cannot encode (a lone surrogate), else ``None``."""
+    if value.isascii():
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        return _Invalid(path, f"cannot be encoded as UTF-8 ({exc.reason} at {exc.start})")
+    return None
 
 
 def _string(minimum: int | None) -> ToWire:
@@ -86,14 +98,19 @@ def _string(minimum: int | None) -> ToWire:
             raise _Invalid(path, f"expected a str, got {_type_name(value)}")
         if minimum is not None and len(value) < minimum:
             raise _Invalid(path, f"length {len(value)} is below the minimum of {minimum}")
+        if not value.isascii():
+            bad = _unencodable(value, path)
+            if bad is not None:
+                raise bad
         return value
 
     return convert
 
 
 def _integer(minimum: int | None) -> ToWire:
+    # As botocore's validator: any int, bool included (True is sent as JSON true).
     def convert(value: Any, path: str) -> Any:
-        if not isinstance(value, int) or isinstance(value, bool):
+        if not isinstance(value, int):
             raise _Invalid(path, f"expected an int, got {_type_name(value)}")
         if minimum is not None and value < minimum:
             raise _Invalid(path, f"{value} is below the minimum of {minimum}")
@@ -109,13 +126,25 @@ def _boolean(value: Any, path: str) -> Any:
 
 
 def _timestamp(value: Any, path: str) -> Any:
-    if not isinstance(value, datetime.datetime):
-        raise _Invalid(path, f"expected a datetime, got {_type_name(value)}")
-    if value.tzinfo is not None:
-        value = value.astimezone(datetime.UTC)
-    seconds = calendar.timegm(value.timetuple())
-    if value.microsecond:
-        return round(seconds + value.microsecond / 1_000_000, 3)
+    """A timestamp as botocore takes it (datetime, ISO 8601 text, epoch seconds), as epoch."""
+    if isinstance(value, datetime.datetime):
+        when = value
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+    else:
+        # Anything else is read by botocore's own reader, so that exactly the same text and
+        # numbers are accepted. (No EKS input has a timestamp member today.)
+        botocore_utils = importlib.import_module("botocore.utils")  # untyped, hence Any
+        try:
+            when = botocore_utils.parse_to_aware_datetime(value)
+        except (TypeError, ValueError, AttributeError, OverflowError, OSError, RuntimeError):
+            raise _Invalid(
+                path, f"expected a datetime, ISO 8601 text or epoch seconds, got {value!r:.40}"
+            ) from None
+    seconds = calendar.timegm(when.utctimetuple())
+    if when.microsecond:
+        # botocore's default precision: microseconds added before dividing, rounded once.
+        return (seconds * 10**6 + when.microsecond) / 10**6
     return seconds
 
 
@@ -133,12 +162,11 @@ def _list(member: str, minimum: int | None) -> ToWire:
     return convert
 
 
-def _map(key: str, value_shape: str, minimum: int | None) -> ToWire:
+def _map(key: str, value_shape: str) -> ToWire:
+    # botocore's validator checks no length of a map (TagMap's min of 1 included): {} is sent.
     def convert(value: Any, path: str) -> Any:
         if not isinstance(value, Mapping):
             raise _Invalid(path, f"expected a mapping, got {_type_name(value)}")
-        if minimum is not None and len(value) < minimum:
-            raise _Invalid(path, f"{len(value)} entries is below the minimum of {minimum}")
         check_key = converter(key)
         inner = converter(value_shape)
         out = {}
@@ -232,6 +260,10 @@ class RequestPlan:
             if not value or value in _DOT_SEGMENTS:
                 # "", "." and ".." would address another resource once the path is normalized.
                 raise _Invalid(py, f"{value!r} cannot be a path segment of the URL")
+            if not value.isascii():
+                bad = _unencodable(value, py)
+                if bad is not None:
+                    raise bad
             path.append(quote(value, safe="/~" if greedy else _SAFE))
         url = "".join(path)
         if self.query_members:
@@ -249,12 +281,18 @@ class RequestPlan:
                 if conv is not None:
                     value = conv(value, py)
                 key = quote(wire, safe=_SAFE)
+                # Text as it is (a str subclass is not str()-ed), anything else str()-ed, as
+                # botocore's percent_encode does: an int given as True is sent as "True".
                 if kind == "list":
-                    pairs.extend(f"{key}={quote(str(v), safe=_SAFE)}" for v in value)
+                    pairs.extend(
+                        f"{key}={quote(v if isinstance(v, str) else str(v), safe=_SAFE)}"
+                        for v in value
+                    )
                 elif kind == "boolean":
                     pairs.append(f"{key}={'true' if value else 'false'}")
                 else:
-                    pairs.append(f"{key}={quote(str(value), safe=_SAFE)}")
+                    text = value if isinstance(value, str) else str(value)
+                    pairs.append(f"{key}={quote(text, safe=_SAFE)}")
             if given:
                 url = f"{url}?{'&'.join(pairs)}"
         if not self.body_members:
@@ -298,37 +336,27 @@ def serialize(op: OperationSpec[Any], values: tuple[Any, ...]) -> tuple[str, byt
 
 
 def _from_params(shape_name: str, value: Any, path: str) -> Any:
-    """Check a boto3-style value (model member names, dicts for structures) and type it."""
+    """Check a boto3-style value (model member names, dicts for structures) and type it.
+
+    The checks are botocore's ParamValidator's: structures and maps are dicts, lists are
+    lists or tuples, a member given is checked even when it is ``None`` (botocore refuses
+    ``None`` for every type), a required member must be given, unknown members are refused;
+    scalars are checked by the same converters the typed calls use.
+    """
     shape = SHAPES[shape_name]
     kind = shape[0]
     if kind == "structure":
-        _, cls_name, members = shape
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             raise _Invalid(path, f"expected a dict, got {_type_name(value)}")
-        by_name = {m[1]: m for m in members}
-        kwargs: dict[str, Any] = {}
-        for key, item in value.items():
-            member = by_name.get(key)
-            where = f"{path}.{key}" if path else str(key)
-            if member is None:
-                known = ", ".join(sorted(by_name))
-                raise _Invalid(where, f"unknown parameter; known: {known}")
-            if item is not None:
-                kwargs[member[0]] = _from_params(member[3], item, where)
-        for m in members:
-            if m[5] and m[0] not in kwargs and not m[6]:
-                raise _Invalid(f"{path}.{m[1]}" if path else m[1], "is required")
-        cls = getattr(models, cls_name)
-        for m in members:  # optional members default to None; required ones must be passed
-            if m[5] and m[0] not in kwargs:
-                kwargs[m[0]] = None
-        return cls(**kwargs)
+        return _structure_from_params(shape, value, path)
     if kind == "list":
         if not isinstance(value, list | tuple):
             raise _Invalid(path, f"expected a list, got {_type_name(value)}")
+        if shape[2] is not None and len(value) < shape[2]:
+            raise _Invalid(path, f"{len(value)} items is below the minimum of {shape[2]}")
         return [_from_params(shape[1], v, f"{path}[{i}]") for i, v in enumerate(value)]
     if kind == "map":
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             raise _Invalid(path, f"expected a dict, got {_type_name(value)}")
         return {
             _from_params(shape[1], k, f"{path}[{k!r}]"): _from_params(
@@ -342,11 +370,36 @@ def _from_params(shape_name: str, value: Any, path: str) -> Any:
     return value
 
 
+def _structure_from_params(shape: tuple[Any, ...], value: Mapping[str, Any], path: str) -> Any:
+    _, cls_name, members = shape
+    by_name = {m[1]: m for m in members}
+    kwargs: dict[str, Any] = {}
+    for key, item in value.items():
+        member = by_name.get(key)
+        where = f"{path}.{key}" if path else str(key)
+        if member is None:
+            known = ", ".join(sorted(by_name))
+            raise _Invalid(where, f"unknown parameter; known: {known}")
+        kwargs[member[0]] = _from_params(member[3], item, where)
+    for m in members:
+        if m[5] and m[0] not in kwargs and not m[6]:
+            raise _Invalid(f"{path}.{m[1]}" if path else m[1], "is required")
+    cls = getattr(models, cls_name)
+    for m in members:  # optional members default to None; required ones must be passed
+        if m[5] and m[0] not in kwargs:
+            kwargs[m[0]] = None
+    return cls(**kwargs)
+
+
 def values_from_params(op: OperationSpec[Any], params: Mapping[str, Any]) -> tuple[Any, ...]:
     """The typed values of an operation from parameters given as boto3 takes them."""
-    _, _, members = SHAPES[op.input_shape]
+    shape = SHAPES[op.input_shape]
+    members = shape[2]
     try:
-        typed = _from_params(op.input_shape, params, "")
+        if not isinstance(params, Mapping):
+            raise _Invalid("", f"expected a mapping of parameters, got {_type_name(params)}")
+        # The top level is the keyword arguments of a boto3 call: any mapping will do there.
+        typed = _structure_from_params(shape, params, "")
     except _Invalid as exc:
         raise ParamValidationError(op.name, exc.path, exc.problem) from None
     return tuple(getattr(typed, m[0]) for m in members)

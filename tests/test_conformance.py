@@ -9,6 +9,7 @@ with the same credentials, reproduces eks_async's Authorization header.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime
 import json
 import uuid
@@ -205,3 +206,52 @@ async def test_labels_that_would_change_the_path_are_refused(label: str) -> None
             await eks.delete_addon(cluster_name="prod", addon_name=label)
     assert info.value.path == "addon_name"
     assert transport.requests == []
+
+
+class _Text(str):
+    """A str subclass whose str() is not its value: sent as its value, as botocore does."""
+
+    def __str__(self) -> str:
+        return "not the value"
+
+
+_TEXT = _Text("sub/class text")
+
+
+_TOKEN = "5f0c7a4e-2b1d-4c3e-9a8b-7d6e5f4a3b2c"
+
+
+@pytest.mark.parametrize(
+    ("op_name", "params"),
+    [
+        # Forms botocore accepts that eks_async refused before 0.1: an empty map (TagMap has
+        # a min of 1 that botocore does not check), a bool for an integer, in the body and in
+        # the query string.
+        ("TagResource", {"resourceArn": "arn:aws:eks:us-west-2:1:cluster/p", "tags": {}}),
+        ("CreateAccessEntry", {"clusterName": "p", "principalArn": "arn:aws:iam::1:role/r",
+                               "tags": {}, "clientRequestToken": _TOKEN}),
+        ("ListClusters", {"maxResults": True}),
+        ("CreateNodegroup", {"clusterName": "p", "nodegroupName": "n", "subnets": ("s1", "s2"),
+                             "nodeRole": "arn:aws:iam::1:role/n", "diskSize": True,
+                             "scalingConfig": {"minSize": False, "desiredSize": True},
+                             "clientRequestToken": _TOKEN}),
+        # dict subclasses, tuples for lists, and str subclasses whose str() is not their value.
+        ("CreateCluster", {"name": "p", "roleArn": "arn:aws:iam::1:role/c",
+                           "resourcesVpcConfig": collections.OrderedDict(subnetIds=("a",)),
+                           "tags": collections.OrderedDict(k="v"), "version": _TEXT,
+                           "clientRequestToken": _TOKEN}),
+        ("DescribeCluster", {"name": _TEXT}),
+        ("ListClusters", {"include": (_TEXT, "all"), "nextToken": _TEXT}),
+    ],
+)
+@pytest.mark.parametrize("typed", [False, True])
+def test_newly_accepted_forms_are_sent_as_botocore_sends_them(
+    boto_client: Any, op_name: str, params: dict[str, Any], typed: bool
+) -> None:
+    shape = operation(op_name).input_shape
+    params = {k: params[k] for k in shape.members if k in params}  # botocore keeps the order
+    theirs = _capture_botocore(boto_client, op_name, params)
+    ours = _send_ours(op_name, params, typed=typed)
+    assert (ours.method, str(ours.url)) == (theirs.method, theirs.url)
+    assert ours.content == (theirs.body or b"")
+    assert ours.headers["Authorization"] == _botocore_authorization(ours)

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from botocore.model import Shape
 from botocore.parsers import RestJSONParser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -47,6 +48,8 @@ def _wire(value: Any) -> Any:
 
 def _as_boto(value: Any, shape_name: str) -> Any:
     """eks_async's typed value in botocore's dict form, for comparison."""
+    if value is None:  # a null item of a list or value of a map
+        return None
     shape = SHAPES[shape_name]
     if shape[0] == "structure":
         out = {}
@@ -167,8 +170,23 @@ def test_broken_error_bodies_are_typed(body: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"", b"not json", b'{"cluster": {"name": "x"', b"[]", b'{"cluster": "text"}',
-             b'{"cluster": {"createdAt": "yesterday"}}']
+    "body",
+    [
+        # botocore fails on these with a bare exception (TypeError, AttributeError,
+        # ValueError, RuntimeError, UnicodeDecodeError).
+        b"null", b"[]", b'"text"', b"1", b'{"cluster": "text"}', b'{"cluster": [1]}',
+        b'{"cluster": {"createdAt": "yesterday"}}', b'{"cluster": {"createdAt": 1e20}}',
+        b'{"cluster": {"createdAt": NaN}}', b'{"cluster": {"tags": [1]}}', b"\xff{}",
+        # botocore reads these as an answer with no members, or passes a value of the wrong
+        # type through or coerces it: a wrong success, refused here.
+        b"not json", b'{"cluster": {"name": "x"', b" ", b'{"cluster": {"name": 5}}',
+        b'{"cluster": {"name": {"x": 1}}}', b'{"cluster": {"arn": null, "tags": "ab"}}',
+        b'{"cluster": {"resourcesVpcConfig": {"subnetIds": "abc"}}}',
+        b'{"cluster": {"resourcesVpcConfig": {"endpointPublicAccess": 1}}}',
+        b'{"cluster": {"resourcesVpcConfig": {"endpointPublicAccess": "TRUE"}}}',
+        b'{"cluster": {"createdAt": true}}', b'{"cluster": {"status": 3}}',
+        '{"cluster": {"name": "x"}}'.encode("utf-16"),
+    ],
 )
 def test_broken_success_bodies_raise_response_parse_error(body: bytes) -> None:
     with pytest.raises(eks_async.ResponseParseError) as info:
@@ -206,7 +224,7 @@ class _Answer(httpx.AsyncBaseTransport):
          {"x-amzn-ErrorType": "ResourceNotFoundException:http://internal.amazon.com/coral/"
                               "com.amazonaws.eks.v20171101/"},
          eks_async.ResourceNotFoundException),
-        (200, b"", {}, eks_async.ResponseParseError),
+        (200, b"null", {}, eks_async.ResponseParseError),
         (503, b"", {}, eks_async.ServiceError),
     ],
 )
@@ -235,3 +253,124 @@ def test_models_are_frozen_slotted_keyword_only() -> None:
     assoc = cls(cluster_name="prod")
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         assoc.cluster_name = "other"  # type: ignore[misc]
+
+
+# --- nulls and empty answers, as botocore's rest-json parser reads them --------------------
+
+
+def _answer(shape: Shape, depth: int = 0) -> st.SearchStrategy[Any]:
+    """JSON values of ``shape`` as EKS might send them, nulls included at every level."""
+    kind = shape.type_name
+    if kind == "string":
+        return st.sampled_from(shape.enum) if shape.enum else st.text(max_size=8)
+    if kind == "integer":  # 5 or 5.0: botocore's int() reads both as 5
+        return st.integers(-(2**40), 2**40) | st.integers(-(2**20), 2**20).map(float)
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "timestamp":  # epoch seconds, whole or with milliseconds
+        return st.integers(946_684_800, 4_102_444_800) | st.integers(
+            946_684_800_000, 4_102_444_800_000
+        ).map(lambda ms: ms / 1000)
+    size = 3 if depth < 3 else 1
+    if kind == "list":
+        return st.lists(st.none() | _answer(shape.member, depth + 1), max_size=size)
+    if kind == "map":
+        return st.dictionaries(
+            _answer(shape.key, depth + 1), st.none() | _answer(shape.value, depth + 1),
+            max_size=size,
+        )
+    assert kind == "structure"
+    # Members the model requires are present: eks_async's classes require them
+    # (test_required_output_members_missing_are_refused).
+    required = set(shape.required_members)
+    return st.fixed_dictionaries(
+        {
+            member.serialization.get("name", name): _answer(member, depth + 1)
+            for name, member in shape.members.items()
+            if name in required
+        },
+        optional={
+            member.serialization.get("name", name): st.none() | _answer(member, depth + 1)
+            for name, member in shape.members.items()
+            if name not in required
+        },
+    )
+
+
+@pytest.mark.parametrize("op_name", operation_names())
+def test_answers_with_nulls_parse_like_botocore(op_name: str) -> None:
+    op = OPERATIONS[op_name]
+    shape = operation(op_name).output_shape
+
+    @settings(max_examples=15, derandomize=True, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(data=_answer(shape))
+    def check(data: dict[str, Any]) -> None:
+        body = json.dumps(data).encode()
+        ours = parse_output(op, 200, body, "rid-1")
+        assert isinstance(ours, op.output_cls)
+        assert _as_boto(ours, op.output_shape) == _botocore_parse(op_name, body)
+
+    check()
+
+
+@pytest.mark.parametrize("op_name", operation_names())
+@pytest.mark.parametrize("body", [b"", b"{}"])
+def test_empty_answers_give_every_member_none(op_name: str, body: bytes) -> None:
+    op = OPERATIONS[op_name]
+    ours = parse_output(op, 200, body, "rid-2")
+    assert isinstance(ours, op.output_cls)
+    assert _botocore_parse(op_name, body) == {}
+    for py, *_ in SHAPES[op.output_shape][2]:
+        assert getattr(ours, py) is None
+    assert ours.response_metadata.request_id == "rid-2"
+
+
+def test_nulls_in_lists_maps_and_members() -> None:
+    body = json.dumps(
+        {
+            "nodegroup": {
+                "nodegroupName": None,
+                "subnets": ["s1", None],
+                "labels": {"a": None, "b": "x"},
+                "taints": [None, {"key": "k", "value": None}],
+                "scalingConfig": None,
+                "diskSize": 20.0,
+            }
+        }
+    ).encode()
+    op = OPERATIONS["DescribeNodegroup"]
+    ours = parse_output(op, 200, body, "r")
+    group = ours.nodegroup
+    assert group.nodegroup_name is None and group.scaling_config is None
+    assert group.subnets == ["s1", None]
+    assert group.labels == {"a": None, "b": "x"}
+    assert group.taints[0] is None and group.taints[1].key == "k"
+    assert group.taints[1].value is None
+    assert group.disk_size == 20 and type(group.disk_size) is int
+    assert _as_boto(ours, op.output_shape) == _botocore_parse("DescribeNodegroup", body)
+
+
+async def test_client_gives_an_empty_output_for_an_empty_answer() -> None:
+    async with eks_async.EKSClient(
+        region="us-west-2", aws_access_key_id="AKID", aws_secret_access_key="secret",
+        transport=_Answer(200, b"", {"x-amzn-RequestId": "req-0"}),
+    ) as eks:
+        out = await eks.describe_cluster(name="prod")
+    assert out.cluster is None
+    assert out.response_metadata.request_id == "req-0"
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    [{"outpostConfig": {"outpostArns": ["a"]}},
+     {"outpostConfig": {"outpostArns": ["a"], "controlPlaneInstanceType": None}}],
+)
+def test_required_output_members_missing_are_refused(cluster: dict[str, Any]) -> None:
+    """botocore returns the structure without them; eks_async's class requires them."""
+    body = json.dumps({"cluster": cluster}).encode()
+    assert _botocore_parse("DescribeCluster", body) == {
+        "cluster": {"outpostConfig": {"outpostArns": ["a"]}}
+    }
+    with pytest.raises(eks_async.ResponseParseError):
+        parse_output(OPERATIONS["DescribeCluster"], 200, body, "r")
