@@ -48,3 +48,8 @@ def install_rate_limiter(client: Any, limiter: RateLimiter) -> None:
 def clock_offset(client: Any) -> float:
     """Seconds the client adds to its clock when signing (its clock-skew correction)."""
     return float(client._clock_offset)
+
+
+def connection_pool(client: Any) -> Any:
+    """The client's own HTTP/1.1 keep-alive pool (``None`` before the first call)."""
+    return client._pool
