@@ -146,7 +146,10 @@ async def test_eks_async_identity_flow(
     emu.settle()
     seen = await eks.describe_pod_identity_association(cluster_name="prod", association_id=ids[0])
     assert seen.association.role_arn == OTHER_ROLE
-    assert seen.association.modified_at >= seen.association.created_at
+    # settle() moved the clock past the create, so the update is strictly later, and
+    # Describe shows the time the update's own answer gave.
+    assert seen.association.modified_at > seen.association.created_at
+    assert seen.association.modified_at == updated.association.modified_at
     await eks.delete_pod_identity_association(cluster_name="prod", association_id=ids[0])
     emu.settle()
     with pytest.raises(ResourceNotFoundException):
