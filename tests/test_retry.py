@@ -277,7 +277,8 @@ async def test_clock_skew_is_corrected_from_the_date_header_once() -> None:
         datetime.datetime.strptime(r.headers["x-amz-date"], "%Y%m%dT%H%M%S%z")
         for r in script.requests
     )
-    assert abs((second - first).total_seconds() - 3600) < 5
+    # An hour ahead; the margin only absorbs the real time between the two attempts.
+    assert abs((second - first).total_seconds() - 3600) < 60
     # A signature that is wrong for another reason is not retried.
     script = Script(_error(403, "InvalidSignatureException", "The request signature we "
                            "calculated does not match the signature you provided."))
