@@ -24,7 +24,13 @@ import pytest
 
 import eks_async
 from eks_async import RetryConfig, WaiterConfig
-from eks_async.testing import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, EKSEmulator, ManualClock
+from eks_async.testing import (
+    TEST_ACCESS_KEY_ID,
+    TEST_SECRET_ACCESS_KEY,
+    EKSEmulator,
+    Fault,
+    ManualClock,
+)
 
 from . import _internals
 
@@ -189,6 +195,41 @@ async def test_a_views_share_the_clients_quota_and_its_refunds() -> None:
         assert _internals.retry_quota_available(eks) == 495
         await view.list_clusters()  # a first-attempt success through the view: one back
         assert _internals.retry_quota_available(eks) == 496
+
+
+@pytest.mark.parametrize("served", [False, True], ids=["in-process", "own-http-pool"])
+async def test_a_refunds_against_the_emulators_scripted_faults(served: bool) -> None:
+    """The same two refunds, through the emulator: in process (an httpx transport) and
+    over a socket (the client's own HTTP/1.1 pool, the default path)."""
+    emulator = EKSEmulator(clock=ManualClock())
+    emulator.add_cluster("prod")
+    retry = RetryConfig(max_attempts=3, quota=500)
+
+    async def check(eks: eks_async.EKSClient) -> None:
+        emulator.script("ListClusters", Fault.SERVER_ERROR, times=3)
+        with pytest.raises(eks_async.ServerException):
+            await eks.list_clusters()
+        assert _internals.retry_quota_available(eks) == 490
+        emulator.script("ListClusters", Fault.UNAVAILABLE, times=1)
+        emulator.script("DescribeCluster", Fault.THROTTLE, times=1)
+        out = await eks.list_clusters()  # one retry: 5 taken, 5 given back
+        assert out.response_metadata is not None and out.response_metadata.attempts == 2
+        assert _internals.retry_quota_available(eks) == 490
+        await eks.describe_cluster(name="prod")  # the same after a throttle
+        assert _internals.retry_quota_available(eks) == 490
+        await eks.describe_cluster(name="prod")  # first-attempt success: one back
+        assert _internals.retry_quota_available(eks) == 491
+
+    if served:
+        async with emulator.serve() as url, emulator.client(
+            endpoint_url=url, transport=None, retry=retry
+        ) as eks:
+            await check(eks)
+    else:
+        async with emulator.client(retry=retry) as eks:
+            await check(eks)
+    assert emulator.calls("ListClusters").total == 5
+    assert emulator.calls("DescribeCluster").total == 3
 
 
 # --- b. a clock-skew answer earns one corrected retry, not an endless loop ----------------------
