@@ -283,8 +283,9 @@ async def test_clock_skew_is_corrected_from_the_date_header_once() -> None:
     script = Script(_error(403, "InvalidSignatureException", "The request signature we "
                            "calculated does not match the signature you provided."))
     async with _client(script) as eks:
-        with pytest.raises(eks_async.ServiceError):
+        with pytest.raises(eks_async.ServiceError) as info:
             await eks.list_clusters()
+    assert info.value.code == "InvalidSignatureException" and info.value.http_status == 403
     assert len(script.requests) == 1
 
 
