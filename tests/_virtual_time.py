@@ -8,8 +8,10 @@ earliest one. Work takes no time at all, whatever the load.
 
 Use ``run_virtual(main())`` from a plain (not ``async``) test, and read the time as
 ``asyncio.get_running_loop().time()`` (hand that to any clock a test double needs).
-Real I/O and threads still work (the loop waits for them for real when no timer is due),
-but a timer that is due is never delayed by them.
+Meant for in-process work (httpx transport doubles, the emulator's in-process
+transport): when nothing is ready the clock jumps to the next timer at once, so real I/O
+or a thread racing a timer (a socket read under a timeout) would lose the race. With no
+timer pending the loop waits for I/O and threads for real, as any loop does.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-class _Selector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class _Selector(selectors.DefaultSelector):
     """Polls without blocking; when nothing is ready, moves the virtual clock instead."""
 
     def __init__(self) -> None:
