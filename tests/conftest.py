@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 # Before any botocore session exists: no config, no instance metadata, fixed region.
 os.environ["AWS_CONFIG_FILE"] = os.devnull
@@ -28,6 +29,15 @@ for _name in (
     "AWS_ROLE_ARN",
 ):
     os.environ.pop(_name, None)
+
+
+# Hypothesis measures wall time: a 200 ms deadline per example and a "too slow" health
+# check on data generation. On a loaded machine both fire on tests that are correct, so
+# neither applies here (tests that need a bound on time say so themselves).
+settings.register_profile(
+    "eks_async", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("eks_async")
 
 
 @pytest.fixture

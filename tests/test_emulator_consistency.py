@@ -299,8 +299,11 @@ async def test_cluster_lifecycle() -> None:
 
 
 async def test_a_scaled_clock_runs_eks_time_faster_than_real_time() -> None:
-    # 300 EKS seconds of propagation at 1000x: 0.3 s of real time.
-    emu = EKSEmulator(clock=ScaledClock(time_scale=1000.0), delays=Delays(association_create=300.0))
+    # 300 EKS seconds of propagation. At EKS's own pace (1x) the association is unseen
+    # for 5 real minutes, so the first read cannot race it however slow the machine is;
+    # sped up to 1000x, the 300 EKS seconds pass within 0.4 real seconds.
+    clock = ScaledClock(time_scale=1.0)
+    emu = EKSEmulator(clock=clock, delays=Delays(association_create=300.0))
     emu.add_cluster("prod")
     async with emu.client() as eks:
         out = await eks.create_pod_identity_association(
@@ -310,7 +313,10 @@ async def test_a_scaled_clock_runs_eks_time_faster_than_real_time() -> None:
             await eks.describe_pod_identity_association(
                 cluster_name="prod", association_id=out.association.association_id
             )
-        await asyncio.sleep(0.35)
+        before = clock.monotonic()
+        clock.time_scale = 1000.0
+        await asyncio.sleep(0.4)  # the real time is the point: at least 350 EKS seconds
+        assert clock.monotonic() - before >= 350.0
         await eks.describe_pod_identity_association(
             cluster_name="prod", association_id=out.association.association_id
         )

@@ -11,12 +11,14 @@ the random request happens to be valid, a success that fits botocore's model (ch
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from eks_async._generated.operations import OPERATIONS
@@ -231,14 +233,38 @@ def test_bad_max_results_are_refused(
     assert "maxResults" in body["message"] or "query" in body["message"]
 
 
+def _is_real_token(token: str, operation: str) -> bool:
+    """Whether ``token`` happens to be one the emulator could have handed out."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("op") == operation
+
+
 @FUZZ
-@given(token=st.one_of(st.text(max_size=40), st.binary(max_size=30).map(lambda b: b.hex())))
-def test_forged_next_tokens_are_refused(emu: EKSEmulator, run: Any, token: str) -> None:
-    answer = run(
-        emu.handle(EmulatorRequest(method="GET", path="/clusters", query=f"nextToken={token}"))
+@given(
+    token=st.one_of(
+        st.text(min_size=1, max_size=40),
+        st.binary(min_size=1, max_size=30).map(lambda b: b.hex()),
+        # Well-formed base64url JSON that is still not a token of ListClusters.
+        st.dictionaries(st.sampled_from(["op", "after", "x"]), JSON_VALUES, max_size=3).map(
+            lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
+        ),
     )
-    if answer.status != 200:  # an empty token value is no token at all
-        assert_eks_error(answer, range(400, 401))
+)
+def test_forged_next_tokens_are_refused(emu: EKSEmulator, run: Any, token: str) -> None:
+    assume(not _is_real_token(token, "ListClusters"))
+    # Percent-encoded, so the emulator sees exactly this token (an empty nextToken= is no
+    # token at all, so the strategies never make one).
+    answer = run(
+        emu.handle(
+            EmulatorRequest(method="GET", path="/clusters", query="nextToken=" + quote(token, safe=""))
+        )
+    )
+    body = assert_eks_error(answer, range(400, 401))  # never a success
+    assert (answer.header("x-amzn-ErrorType") or "").startswith("InvalidParameterException:")
+    assert "nextToken" in body["message"]
 
 
 @FUZZ

@@ -99,14 +99,16 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def app_emulator() -> EKSEmulator:
-    # 100 EKS seconds per real second: a new association stays unseen for 40 ms.
-    emulator = EKSEmulator(seed=5, time_scale=100.0, delays=Delays(association_create=4.0))
+    # A manual clock: a new association stays unseen for 4 EKS seconds, and those pass
+    # only while a waiter sleeps (on this clock), never while the machine is busy. (On a
+    # sped-up real clock, a slow machine could let them pass before the first poll.)
+    emulator = EKSEmulator(seed=5, clock=ManualClock(), delays=Delays(association_create=4.0))
     emulator.add_cluster("prod")
     return emulator
 
 
 def eks_time_wait(emulator: EKSEmulator) -> WaiterConfig:
-    """Waiter pacing measured on the emulator's clock, so EKS seconds pass fast."""
+    """Waiter pacing measured on the emulator's clock: its pauses move that clock."""
     clock = emulator.clock
     return WaiterConfig(min_delay=0.5, max_delay=2.0, max_wait=60.0,
                         clock=clock.monotonic, sleep=clock.sleep)

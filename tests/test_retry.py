@@ -31,6 +31,8 @@ from eks_async._retry import (
     instant_retries,
 )
 
+from . import _internals
+
 SECRET = "retry-test-secret-do-not-print"
 ERROR_TYPE = ":http://internal.amazon.com/coral/com.amazonaws.eks.v20171101/"
 
@@ -275,13 +277,15 @@ async def test_clock_skew_is_corrected_from_the_date_header_once() -> None:
         datetime.datetime.strptime(r.headers["x-amz-date"], "%Y%m%dT%H%M%S%z")
         for r in script.requests
     )
-    assert abs((second - first).total_seconds() - 3600) < 5
+    # An hour ahead; the margin only absorbs the real time between the two attempts.
+    assert abs((second - first).total_seconds() - 3600) < 60
     # A signature that is wrong for another reason is not retried.
     script = Script(_error(403, "InvalidSignatureException", "The request signature we "
                            "calculated does not match the signature you provided."))
     async with _client(script) as eks:
-        with pytest.raises(eks_async.ServiceError):
+        with pytest.raises(eks_async.ServiceError) as info:
             await eks.list_clusters()
+    assert info.value.code == "InvalidSignatureException" and info.value.http_status == 403
     assert len(script.requests) == 1
 
 
@@ -298,28 +302,45 @@ async def test_retries_are_logged_without_secrets(caplog: pytest.LogCaptureFixtu
     assert all(SECRET not in repr(e) for e in events)
 
 
-async def test_deadline_bounds_the_whole_call() -> None:
-    script = Script(_error(500, "ServerException"))
-    async with _client(script, retry=RetryConfig(max_attempts=1000, max_backoff=0.02, deadline=0.3, quota=None)) as eks:
-        from eks_async import _retry
+def test_deadline_bounds_the_whole_call() -> None:
+    # Real backoff sleeps on a loop whose clock is virtual: 1000 attempts with up to 0.02 s
+    # between them would take about 10 s; the 0.3 s deadline ends the call long before,
+    # on an idle machine or a loaded one alike.
+    from ._virtual_time import run_virtual
 
-        _retry.set_instant_retries(False)
-        try:
-            with pytest.raises(eks_async.TimeoutError_):
+    async def main() -> tuple[float, eks_async.TimeoutError_]:
+        loop = asyncio.get_running_loop()
+        retry = RetryConfig(max_attempts=1000, max_backoff=0.02, deadline=0.3, quota=None)
+        async with _client(script, retry=retry) as eks:
+            start = loop.time()
+            with pytest.raises(eks_async.TimeoutError_) as info:
                 await eks.list_clusters()
-        finally:
-            _retry.set_instant_retries(True)
-    assert 1 < len(script.requests) < 1000
+            return loop.time() - start, info.value
+
+    script = Script(_error(500, "ServerException"))
+    eks_async.set_instant_retries(False)
+    try:
+        took, error = run_virtual(main())
+    finally:
+        eks_async.set_instant_retries(True)
+    assert took == pytest.approx(0.3)
+    assert "deadline" in str(error)
+    assert 10 < len(script.requests) < 1000  # many retries fit in 0.3 s, not all of them
 
 
 # --- cancellation against a real server -------------------------------------------------------
 
 
 @contextlib.contextmanager
-def _throttling_server() -> Iterator[int]:
-    """A server that always throttles, on its own loop in a thread (its tasks are not ours)."""
+def _throttling_server() -> Iterator[tuple[int, list[int]]]:
+    """A server that always throttles, on its own loop in a thread (its tasks are not ours).
+
+    Yields its port and a one-item list counting the requests it has answered.
+    """
+    seen = [0]
 
     async def throttle(request: web.Request) -> web.Response:
+        seen[0] += 1
         return web.json_response(
             {"message": "slow down"},
             status=429,
@@ -344,9 +365,9 @@ def _throttling_server() -> Iterator[int]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     asyncio.run_coroutine_threadsafe(start(), loop)
-    ready.wait(5)
+    assert ready.wait(60), "the throttling server did not start"
     try:
-        yield state["port"]
+        yield state["port"], seen
     finally:
         asyncio.run_coroutine_threadsafe(state["runner"].cleanup(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
@@ -359,17 +380,25 @@ async def test_cancelling_calls_mid_backoff_leaves_nothing_behind() -> None:
 
     _retry.set_instant_retries(False)  # real backoff sleeps, so calls are mid-backoff
     try:
-        with _throttling_server() as port:
+        with _throttling_server() as (port, seen):
             eks = eks_async.EKSClient(
                 region="us-west-2",
                 aws_access_key_id="AKID",
                 aws_secret_access_key=SECRET,
                 endpoint_url=f"http://127.0.0.1:{port}",
                 retry=RetryConfig(max_attempts=10, max_backoff=30, quota=None),
+                on_retry=lambda event: backing_off.add(asyncio.current_task()),
             )
+            backing_off: set[asyncio.Task[Any] | None] = set()
             before = asyncio.all_tasks()
             tasks = [asyncio.create_task(eks.list_clusters()) for _ in range(100)]
-            await asyncio.sleep(0.5)
+            # Until every call has been throttled and has started backing off (its task
+            # passed through on_retry): event-driven, not a fixed sleep, so a slow machine
+            # only makes this take longer.
+            async with asyncio.timeout(60):
+                while not backing_off >= set(tasks):
+                    await asyncio.sleep(0.01)
+            assert seen[0] >= 100
             assert not any(t.done() for t in tasks)
             for task in tasks:
                 task.cancel()
@@ -378,7 +407,7 @@ async def test_cancelling_calls_mid_backoff_leaves_nothing_behind() -> None:
             await asyncio.sleep(0)
             leftover = asyncio.all_tasks() - before
             assert [t for t in leftover if not t.done()] == []
-            pool = eks._shared.transport()._pool  # type: ignore[attr-defined]
+            pool = _internals.connection_pool(eks)
             assert pool is not None
             assert not pool._busy  # no connection is checked out
             await eks.aclose()
@@ -415,7 +444,7 @@ async def test_adaptive_mode_paces_requests_once_throttled() -> None:
     script = Script(_error(429, "ThrottlingException"), _ok())
     async with _client(script, retry=RetryConfig(mode="adaptive")) as eks:
         await eks.list_clusters()
-        limiter = eks._shared.limiter
+        limiter = _internals.rate_limiter(eks)
         assert limiter is not None and limiter.enabled
 
 

@@ -431,11 +431,16 @@ async def test_cached_call_costs_microseconds(presign_calls: list[str]) -> None:
         region="us-west-2", use_fips=False, credentials=StaticCredentialsProvider(_creds())
     )
     token = await source.get_token(cluster_name="c")
-    rounds = 20_000
-    start = time.perf_counter()
-    for _ in range(rounds):
-        assert await source.get_token(cluster_name="c") is token
-    per_call = (time.perf_counter() - start) / rounds
+    # CPU time of this process, not the wall: on a loaded machine the wall clock also
+    # counts the time other processes held the CPU. The best of five batches, so one
+    # batch that a context switch or a GC pass landed in does not decide.
+    rounds = 4_000
+    per_call = float("inf")
+    for _ in range(5):
+        start = time.process_time()
+        for _ in range(rounds):
+            assert await source.get_token(cluster_name="c") is token
+        per_call = min(per_call, (time.process_time() - start) / rounds)
     assert len(presign_calls) == 1
     assert per_call < 25e-6, f"{per_call * 1e6:.1f} µs per cached call"
 

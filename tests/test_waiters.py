@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Iterator
@@ -165,8 +166,6 @@ def _py(name: str) -> str:
 
 @pytest.mark.parametrize("name", sorted(WAITERS))
 def test_model_waiters_decide_as_botocore_does(name: str) -> None:
-    import asyncio
-
     @settings(max_examples=25, deadline=None, database=None)
     @given(answers=st.lists(_answer_strategy(name), min_size=1, max_size=6),
            attempts=st.integers(min_value=1, max_value=7))
@@ -339,10 +338,23 @@ async def test_paginator_yields_every_item_exactly_once(total: int) -> None:
 
 
 async def test_paginator_stops_on_a_repeated_token() -> None:
+    # Without the guard the paginator would loop forever, and the double answers without
+    # ever yielding to the event loop (so a timeout alone could not end it): the test takes
+    # at most a few pages more than expected and then fails, never hangs.
+    cap = 10
     transport = Answers(_pages(250, 50, repeat_token=True))
-    async with _client(transport) as eks:
-        ids = [a.association_id async for a in
-               eks.paginate.list_pod_identity_associations(cluster_name="prod")]
+    async with asyncio.timeout(60), _client(transport) as eks:
+        ids: list[str] = []
+        async for item in eks.paginate.list_pod_identity_associations(cluster_name="prod"):
+            ids.append(item.association_id)
+            if len(ids) > cap * 50:
+                break
+        pages = 0
+        async for _ in eks.paginate.list_pod_identity_associations(cluster_name="prod").pages():
+            pages += 1
+            if pages > cap:
+                break
     # pages: 0 -> token "50"; 50 -> token "0"; 0 -> token "50" (seen) -> stop
-    assert len(transport.requests) == 3
+    assert pages == 3
+    assert len(transport.requests) == 6
     assert len(ids) == 150
