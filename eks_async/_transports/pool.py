@@ -32,6 +32,8 @@ from .base import Answer, Limits, Timeouts, Transport
 
 __all__ = ["PoolTransport"]
 
+_monotonic = time.monotonic  # the clock of keep-alive expiry (tests replace it)
+
 # Bytes a chunk's framing may take besides its data (size line, CRLFs) before the rest counts
 # against ``Limits.max_trailer_bytes``.
 _CHUNK_FRAMING = 64
@@ -93,7 +95,11 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             self.close()  # bytes no request asked for: the connection is out of step
             return
-        self.got_bytes = True
+        if not self.got_bytes:
+            self.got_bytes = True
+            if data[0] in b"\r\n":  # llhttp would skip empty lines: not in an answer
+                self._fail(ProtocolError("an empty line before the status line"))
+                return
         try:
             if not self.head_done:
                 room = self.head_room
@@ -437,7 +443,7 @@ class PoolTransport(Transport):
                 self._busy.discard(conn)
             if conn.keep_alive and not conn.lost and not self._closed:
                 conn.waiter = None
-                conn.used = time.monotonic()
+                conn.used = _monotonic()
                 self._idle.setdefault(key, []).append(conn)
             else:
                 conn.close()
@@ -446,7 +452,7 @@ class PoolTransport(Transport):
     def _take(self, key: tuple[str, str, int]) -> tuple[_Connection | None, bool]:
         idle = self._idle.get(key)
         if idle:
-            now = time.monotonic()
+            now = _monotonic()
             while idle:
                 conn = idle.pop()
                 if conn.keep_alive and not conn.lost and now - conn.used < self._expiry:
