@@ -14,6 +14,7 @@ import contextlib
 import datetime
 import inspect
 import ipaddress
+import json
 import socket
 import ssl
 import struct
@@ -23,8 +24,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any
 from unittest import mock
 
+import botocore.auth
+import botocore.credentials
 import pytest
+from botocore.awsrequest import AWSRequest
 
+from eks_async import EKSClient
 from eks_async._exceptions import ProtocolError, TimeoutError_, TransportError
 from eks_async._transports.base import Answer, Limits, Timeouts
 from eks_async._transports.pool import PoolTransport, _Connection
@@ -1308,3 +1313,78 @@ async def test_tls_refusals(tls_files: dict[str, str], cert: str, trust_ca: bool
         assert not client._busy
         await client.aclose()
     assert not server.requests  # nothing was sent over an unverified connection
+
+
+# --- through EKSClient -------------------------------------------------------------------
+
+
+ACCESS_KEY, SECRET_KEY = "AKIDHTTP11TEST", "c2VjcmV0/c2VjcmV0+c2VjcmV0"
+REGION = "us-west-2"
+CLUSTER = {
+    "cluster": {
+        "name": "prod/blue",
+        "arn": "arn:aws:eks:us-west-2:111122223333:cluster/prod",
+        "createdAt": 1700000000.5,
+        "version": "1.31",
+        "status": "ACTIVE",
+        "endpoint": "https://ABC.gr7.us-west-2.eks.amazonaws.com",
+        "tags": {"team": "a b"},
+    }
+}
+
+
+def botocore_authorization(raw: bytes, url: str) -> tuple[str, str]:
+    """(the Authorization header received, the one botocore computes for that request)."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    request_line, *lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = request_line.split(" ")
+    headers = dict(line.split(": ", 1) for line in lines)
+    when = datetime.datetime.strptime(headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+    to_sign = {
+        k: v
+        for k, v in headers.items()
+        if k.lower() not in ("authorization", "x-amz-date", "host", "content-length")
+    }
+    request = AWSRequest(method=method, url=url + target, headers=to_sign, data=body)
+    credentials = botocore.credentials.Credentials(ACCESS_KEY, SECRET_KEY)
+    with mock.patch.object(botocore.auth, "get_current_datetime", return_value=when):
+        botocore.auth.SigV4Auth(credentials, "eks", REGION).add_auth(request)
+    return headers["Authorization"], str(request.headers["Authorization"])
+
+
+async def test_eks_client_default_path_signs_and_reuses_one_connection() -> None:
+    body = json.dumps(CLUSTER).encode()
+    answer = reply(
+        body, headers=[("Content-Type", "application/json"), ("x-amzn-RequestId", "req-42")]
+    )
+    async with (
+        RawServer(lambda raw: answer) as server,
+        EKSClient(
+            region=REGION,
+            endpoint_url=server.url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        ) as eks,
+    ):
+        first = await eks.describe_cluster(name="prod/blue")
+        second = await eks.describe_cluster(name="prod/blue")
+    assert first == second
+    cluster = first.cluster
+    assert cluster is not None
+    assert cluster.name == "prod/blue"
+    assert cluster.status == "ACTIVE"
+    assert cluster.tags == {"team": "a b"}
+    assert cluster.created_at == datetime.datetime(
+        2023, 11, 14, 22, 13, 20, 500000, tzinfo=datetime.UTC
+    )
+    assert first.response_metadata is not None
+    assert first.response_metadata.request_id == "req-42"
+
+    assert len(server.peers) == 1  # one keep-alive connection for both calls
+    for raw in server.requests:
+        assert raw.startswith(b"GET /clusters/prod%2Fblue HTTP/1.1\r\n")
+        assert f"\r\nHost: 127.0.0.1:{server.port}\r\n".encode() in raw
+        assert raw.count(b"\r\nHost:") == 1
+        assert b"Content-Length" not in raw  # a GET without a body
+        received, expected = botocore_authorization(raw, server.url)
+        assert received == expected
