@@ -60,6 +60,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, limits: Limits) -> None:
         self.loop = loop
         self.limits = limits
+        self.max_headers = limits.max_headers
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[Answer] | None = None
@@ -182,19 +183,25 @@ class _Connection(asyncio.Protocol):
             raise _OutOfStep
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.head_done:  # a trailer field: bounded, then ignored
-            self.trailer_bytes += len(name) + len(value) + 4
-            if self.trailer_bytes > self.limits.max_trailer_bytes:
-                raise ProtocolError("trailer section too long")
-            return
         self.fields += 1
-        if self.fields > self.limits.max_headers:
-            raise ProtocolError("too many header fields")
+        if self.head_done or self.fields > self.max_headers:
+            self._odd_field(name, value)
+            return
         key = name.decode("latin-1").lower()
-        text = value.decode("latin-1").strip(" \t")
+        text = value.decode("latin-1").rstrip(" \t")  # llhttp drops the leading OWS
         headers = self.headers
-        old = headers.get(key)
-        headers[key] = text if old is None else f"{old}, {text}"
+        if key in headers:
+            headers[key] = f"{headers[key]}, {text}"
+        else:
+            headers[key] = text
+
+    def _odd_field(self, name: bytes, value: bytes) -> None:
+        if not self.head_done:
+            raise ProtocolError("too many header fields")
+        # a trailer field: bounded, then ignored
+        self.trailer_bytes += len(name) + len(value) + 4
+        if self.trailer_bytes > self.limits.max_trailer_bytes:
+            raise ProtocolError("trailer section too long")
 
     def on_headers_complete(self) -> None:
         parser = self.parser
