@@ -54,5 +54,4 @@ def clock_offset(client: Any) -> float:
 
 def connection_pool(client: Any) -> Any:
     """The client's own HTTP/1.1 keep-alive pool (``None`` before the first call)."""
-    transport = client._shared._transport
-    return None if transport is None else transport._pool
+    return client._shared._transport

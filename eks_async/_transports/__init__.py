@@ -1,82 +1,76 @@
-"""Transports: how a signed request reaches EKS and its answer comes back (see ``base``)."""
+"""Transports: how a signed request reaches EKS and its answer comes back (see ``base``).
 
-# Interim wiring of the earlier stacks behind the interface (replaced by pool/httpx modules).
-from __future__ import annotations  # isort: skip
+``open_transport`` is the one place where the client's stack is chosen:
 
+- a caller's ``httpx.AsyncClient`` or ``httpx.AsyncBaseTransport`` → ``HttpxTransport``
+  over it (the caller keeps it and closes it);
+- else a proxy named in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, any case) →
+  ``HttpxTransport`` owning an ``httpx.AsyncClient(trust_env=True)``, which also honours
+  NO_PROXY;
+- else ``PoolTransport``, eks_async's own keep-alive pool (httptools, no httpx).
+
+Importing this package imports neither httptools nor httpx: the factory imports the
+implementation it picks.
+"""
+
+from __future__ import annotations
+
+import os
 import ssl
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .base import Answer, Limits, Timeouts, Transport
 
+if TYPE_CHECKING:
+    import httpx
 
-class _InterimPool(Transport):
-    def __init__(self, max_connections: int, ssl_context: ssl.SSLContext | None) -> None:
-        from .._http11 import Http11Pool
+__all__ = ["Answer", "Limits", "Timeouts", "Transport", "open_transport", "proxy_in_env"]
 
-        self._pool = Http11Pool(max_connections=max_connections, ssl_context=ssl_context)
-
-    async def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes, *,
-                   timeouts: Timeouts, retry_safe: bool) -> Answer:
-        from .._exceptions import TimeoutError_, TransportError
-        from .._http11 import SendError
-
-        self._pool._connect_timeout = timeouts.connect
-        self._pool._read_timeout = timeouts.read
-        try:
-            return await self._pool.send(method, url, dict(headers), body)
-        except SendError as exc:
-            raise (TimeoutError_ if exc.timeout else TransportError)(str(exc)) from exc
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
+_PROXY_VARIABLES = (
+    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"
+)
 
 
-class _InterimHttpx(Transport):
-    def __init__(self, http_client: Any, transport: Any) -> None:
-        self._client = http_client
-        self._transport = transport
-
-    async def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes, *,
-                   timeouts: Timeouts, retry_safe: bool) -> Answer:
-        import httpx
-
-        from .._exceptions import TimeoutError_, TransportError
-
-        h = {k: v for k, v in headers.items() if k != "Host"}
-        t = {"connect": timeouts.connect, "read": timeouts.read, "write": timeouts.read,
-             "pool": timeouts.connect}
-        request = httpx.Request(method, url, headers=h, content=body, extensions={"timeout": t})
-        try:
-            if self._client is not None:
-                response = await self._client.send(request)
-            else:
-                response = await self._transport.handle_async_request(request)
-            try:
-                content = await response.aread()
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException as exc:
-            raise TimeoutError_(type(exc).__name__) from exc
-        except httpx.TransportError as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
-        return response.status_code, response.headers, content
-
-    async def aclose(self) -> None:
-        if self._transport is not None:
-            await self._transport.aclose()
+def proxy_in_env() -> bool:
+    """Whether the environment names a proxy (then httpx, which reads it, carries calls)."""
+    return any(os.environ.get(name) for name in _PROXY_VARIABLES)
 
 
-def open_transport(*, http_client: Any, transport: Any, max_connections: int,
-                   ssl_context: ssl.SSLContext | None, limits: Limits) -> tuple[Transport, bool]:
-    import os
+def open_transport(
+    *,
+    http_client: httpx.AsyncClient | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    max_connections: int = 100,
+    ssl_context: ssl.SSLContext | None = None,
+    limits: Limits | None = None,
+) -> tuple[Transport, bool]:
+    """The transport for a client, and whether the client owns it (must ``aclose`` it).
 
+    ``ssl_context`` and ``max_connections`` apply to the transports eks_async makes; a
+    caller's client or transport keeps its own settings. ``limits`` applies to all.
+    """
+    from .._exceptions import ConfigurationError
+
+    if http_client is not None and transport is not None:
+        raise ConfigurationError("give http_client or transport, not both")
     if http_client is not None or transport is not None:
-        return _InterimHttpx(http_client, transport), False
-    if any(os.environ.get(n) for n in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
-                                       "ALL_PROXY", "all_proxy")):
-        from .._transport import AiohttpTransport
+        from .httpx import HttpxTransport
 
-        return _InterimHttpx(None, AiohttpTransport(max_connections=max_connections,
-                                                   trust_env=True)), True
-    return _InterimPool(max_connections, ssl_context), True
+        return HttpxTransport(client=http_client, transport=transport, limits=limits), False
+    if proxy_in_env():
+        from .httpx import HttpxTransport
+
+        try:
+            proxied = HttpxTransport.from_environment(
+                max_connections=max_connections, ssl_context=ssl_context, limits=limits
+            )
+        except (ValueError, ImportError) as exc:  # a proxy URL httpx cannot use
+            raise ConfigurationError(
+                f"the proxy named in the environment cannot be used: {type(exc).__name__}"
+            ) from exc
+        return proxied, True
+    from .pool import PoolTransport
+
+    return PoolTransport(
+        max_connections=max_connections, ssl_context=ssl_context, limits=limits
+    ), True
