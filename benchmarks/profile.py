@@ -53,13 +53,12 @@ def _per_call_us(fn: Callable[[], object], number: int = 20000) -> float:
 
 
 def stage_costs(url: str) -> list[tuple[str, float | None]]:
-    """µs per call of each stage, as ``ClientCore._attempt`` runs them (private APIs)."""
+    """µs per call of each stage, as ``_pipeline._Call.attempt`` runs them (private APIs)."""
     import datetime
 
     import httpx
-    from yarl import URL
 
-    from eks_async import _core
+    from eks_async import _pipeline
     from eks_async._credentials import Credentials
     from eks_async._generated import operations as ops
     from eks_async._parse import parse_output
@@ -79,7 +78,7 @@ def stage_costs(url: str) -> list[tuple[str, float | None]]:
     answer = bench_body()
 
     def signed() -> dict[str, str]:
-        headers = {"User-Agent": _core._USER_AGENT}
+        headers = {"User-Agent": _pipeline._USER_AGENT}
         signer.sign_headers(method="GET", url=full, headers=headers, body=b"",
                             credentials=creds, now=now)
         return headers
@@ -102,12 +101,6 @@ def stage_costs(url: str) -> list[tuple[str, float | None]]:
 
     resp = response()
 
-    def transport_glue() -> object:
-        raw = request.headers.raw
-        pairs = [(k.decode(), v.decode()) for k, v in raw]
-        names = {k.lower() for k, _ in raw}
-        return pairs, names, URL(str(request.url), encoded=True), request.content
-
     stages: list[tuple[str, Callable[[], object]]] = [
         ("serialize(): path + body", lambda: serialize(op, values)),
         ("datetime.now(UTC)", lambda: datetime.datetime.now(datetime.UTC)),
@@ -118,7 +111,6 @@ def stage_costs(url: str) -> list[tuple[str, float | None]]:
         ("httpx.Request(...), URL eks.us-west-2.amazonaws.com",
          lambda: httpx.Request("GET", aws_url, headers=headers, content=b"",
                                extensions={"timeout": timeout})),
-        ("AiohttpTransport glue: headers, names, yarl.URL", transport_glue),
         ("httpx.Response(...) + read()", response),
         ("response.headers.get(request id)", lambda: resp.headers.get("x-amzn-requestid")),
         ("parse_output(): JSON + typed output", lambda: parse_output(op, 200, answer, "rid")),
@@ -245,8 +237,8 @@ def pyspy(url: str, exe: str, env: dict[str, str]) -> dict[str, Any]:
             inclusive[frame] += n
     if not total:
         return {"error": "no samples"}
-    keys = ("ClientCore._attempt", "AiohttpTransport.handle_async_request",
-            "ClientSession._request", "Request.__init__ (httpx", "SigV4Signer.sign_headers",
+    keys = ("_Call.attempt", "PoolTransport.send", "HttpxTransport.send",
+            "Request.__init__ (httpx", "SigV4Signer.sign_headers",
             "parse_output", "Response.read (httpx", "Response.__init__ (httpx",
             "RequestPlan.serialize", "StaticCredentialsProvider.get_credentials")
     picked = []
