@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime
+import functools
 import logging
 import os
 import sys
@@ -38,10 +39,13 @@ from ._redact import redact_error
 from ._retry import RetryConfig, RetryQuota, is_clock_skew, retry_after
 from ._serialize import serialize
 from ._sigv4 import SigV4Signer, _host_header, _split_url
+from ._transports import proxy_in_env
 from ._transports.base import Limits, Timeouts, Transport
 from ._version import __version__
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
     from ._operation import OperationSpec
@@ -116,6 +120,10 @@ class Shared:
         self.max_connections = max_connections
         self._http_client = http_client
         self._user_transport = transport
+        # The stack is chosen now, when the client is made: a proxy set in the environment
+        # later changes nothing for this client.
+        self._proxy = http_client is None and transport is None and proxy_in_env()
+        self._ssl_context = _ca_bundle_context()
         self._transport: Transport | None = None
         self._owns_transport = False
         self.closed = False
@@ -168,8 +176,9 @@ class Shared:
                 http_client=self._http_client,
                 transport=self._user_transport,
                 max_connections=self.max_connections,
-                ssl_context=_ca_bundle_context(),
+                ssl_context=self._ssl_context,
                 limits=self.limits,
+                proxy=self._proxy,
             )
             self._transport = transport
         return transport
@@ -199,23 +208,17 @@ class Shared:
             await transport.aclose()
 
 
-def _ca_bundle_context() -> Any:
-    bundle = os.environ.get("AWS_CA_BUNDLE")  # as the AWS SDKs honour it
-    if not bundle:
-        return None
-    return _load_ca_bundle(bundle)
+def _ca_bundle_context() -> ssl.SSLContext | None:
+    """The context for ``AWS_CA_BUNDLE``, as the AWS SDKs honour it (``None``: certifi's)."""
+    bundle = os.environ.get("AWS_CA_BUNDLE")
+    return _load_ca_bundle(bundle) if bundle else None
 
 
-def _load_ca_bundle(path: str) -> Any:
+@functools.cache
+def _load_ca_bundle(path: str) -> ssl.SSLContext:
     import ssl
 
-    cached = _CA_CONTEXTS.get(path)
-    if cached is None:
-        cached = _CA_CONTEXTS[path] = ssl.create_default_context(cafile=path)
-    return cached
-
-
-_CA_CONTEXTS: dict[str, Any] = {}
+    return ssl.create_default_context(cafile=path)
 
 
 # --- one call -----------------------------------------------------------------------------

@@ -1388,3 +1388,24 @@ async def test_eks_client_default_path_signs_and_reuses_one_connection() -> None
         assert b"Content-Length" not in raw  # a GET without a body
         received, expected = botocore_authorization(raw, server.url)
         assert received == expected
+
+
+async def test_aws_ca_bundle_is_read_when_the_client_is_made(
+    tls_files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = json.dumps(CLUSTER).encode()
+    answer = reply(body, headers=[("Content-Type", "application/json")])
+    ctx = server_context(tls_files, "cert")
+    async with RawServer(lambda raw: answer, ssl_context=ctx) as server:
+        creds = {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
+        monkeypatch.setenv("AWS_CA_BUNDLE", tls_files["ca"])
+        trusting = EKSClient(region=REGION, endpoint_url=server.url, **creds)
+        monkeypatch.delenv("AWS_CA_BUNDLE")
+        untrusting = EKSClient(region=REGION, endpoint_url=server.url, **creds)
+        monkeypatch.setenv("AWS_CA_BUNDLE", tls_files["ca"])  # too late for that one
+        async with trusting, untrusting:
+            out = await trusting.describe_cluster(name="prod/blue")
+            assert out.cluster is not None and out.cluster.name == "prod/blue"
+            with pytest.raises(TransportError, match="cannot connect"):
+                await untrusting.describe_cluster(name="prod/blue")
+    assert len(server.requests) == 1

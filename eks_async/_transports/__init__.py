@@ -43,11 +43,14 @@ def open_transport(
     max_connections: int = 100,
     ssl_context: ssl.SSLContext | None = None,
     limits: Limits | None = None,
+    proxy: bool | None = None,
 ) -> tuple[Transport, bool]:
     """The transport for a client, and whether the client owns it (must ``aclose`` it).
 
     ``ssl_context`` and ``max_connections`` apply to the transports eks_async makes; a
     caller's client or transport keeps its own settings. ``limits`` applies to all.
+    ``proxy`` is whether the environment named a proxy when the client was made (read from
+    the environment now when not given).
     """
     from .._exceptions import ConfigurationError
 
@@ -57,7 +60,7 @@ def open_transport(
         from .httpx import HttpxTransport
 
         return HttpxTransport(client=http_client, transport=transport, limits=limits), False
-    if proxy_in_env():
+    if proxy if proxy is not None else proxy_in_env():
         from .httpx import HttpxTransport
 
         try:
