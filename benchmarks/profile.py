@@ -59,12 +59,12 @@ def stage_costs(url: str) -> list[tuple[str, float | None]]:
     import httpx
 
     from eks_async import _pipeline
-    from eks_async._credentials import Credentials
+    from eks_async._auth.credentials import Credentials
+    from eks_async._auth.sigv4 import SigV4Signer
     from eks_async._generated import operations as ops
-    from eks_async._parse import parse_output
     from eks_async._response import ResponseMetadata
-    from eks_async._serialize import serialize
-    from eks_async._sigv4 import SigV4Signer
+    from eks_async._restjson.parse import parse_output
+    from eks_async._restjson.serialize import serialize
 
     op = ops.DESCRIBE_POD_IDENTITY_ASSOCIATION
     values = (BENCH_CLUSTER, BENCH_ASSOCIATION_ID)

@@ -646,7 +646,7 @@ def render_sts_endpoints(botocore_dir: Path) -> str:
     lines: list[str] = [
         HEADER.rstrip("\n"),
         '"""STS endpoint data from botocore\'s endpoints.json and STS\'s endpoint rule set, for the',
-        "presigned GetCallerIdentity URLs of EKS cluster tokens (``eks_async._token``).",
+        "presigned GetCallerIdentity URLs of EKS cluster tokens (``eks_async._auth.token``).",
         "",
         "A flag combination ``(use_fips, use_dualstack)`` keys the tables.  Partitions and the",
         "regions they hold are those of ``eks_async._generated.endpoints``.",

@@ -7,8 +7,9 @@ are re-exported from the generated modules, whose ``__all__`` lists them by name
 
 from typing import TYPE_CHECKING, Any
 
+from ._auth.credentials import Credentials, CredentialsProvider
+from ._auth.token import ClusterToken
 from ._client import EKSClient, Paginators, Waiters
-from ._credentials import Credentials, CredentialsProvider
 from ._exceptions import (
     ConfigurationError,
     CredentialsError,
@@ -28,10 +29,9 @@ from ._paginate import Paginator
 from ._pipeline import RetryEvent
 from ._response import ResponseMetadata
 from ._retry import RetryConfig, instant_retries, set_instant_retries
-from ._token import ClusterToken
 from ._transports.base import Limits
 from ._version import __version__
-from ._waiters import (
+from ._waiters.engine import (
     WaiterConfig,
     WaiterError,
     WaiterFailureError,

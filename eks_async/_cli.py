@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from ._client import EKSClient
 from ._exceptions import EKSAsyncError, ParamValidationError, ServiceError
 from ._generated.operations import OPERATIONS
-from ._waiters import WaiterError, WaitProgress, to_model_form
+from ._waiters.engine import WaiterError, WaitProgress, to_model_form
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

@@ -10,11 +10,11 @@ from ._generated.client import EKSOperations
 from ._generated.paginators import ModelPaginators
 from ._generated.waiters import ModelWaiters
 from ._paginate import PaginatorCore
-from ._waiter_api import IdentityWaiters
-from ._waiters import WaiterConfig
+from ._waiters.engine import WaiterConfig
+from ._waiters.identity import IdentityWaiters
 
 if TYPE_CHECKING:
-    from ._token import ClusterToken
+    from ._auth.token import ClusterToken
 
 
 class Waiters(IdentityWaiters, ModelWaiters):
@@ -65,7 +65,7 @@ class EKSClient(ClientCore, EKSOperations):
             if shared.endpoint is None:
                 await shared.setup()
             assert shared.region is not None
-            from ._token import TokenSource
+            from ._auth.token import TokenSource
 
             shared.tokens = TokenSource(
                 region=shared.region, use_fips=shared.use_fips, credentials=shared.credentials

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from ._credentials import (
+from ._auth.credentials import (
     ChainCredentialsProvider,
     Credentials,
     CredentialsProvider,
@@ -20,8 +20,8 @@ from ._credentials import (
 from ._exceptions import ConfigurationError
 from ._operation import OperationSpec
 from ._pipeline import Options, RetryEvent, Shared, invoke
+from ._restjson.serialize import values_from_params
 from ._retry import RetryConfig
-from ._serialize import values_from_params
 from ._transports.base import Limits, Timeouts
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from ._client import EKSClient
 from ._core import RetryEvent
 from ._retry import RetryConfig
-from ._waiters import WaiterConfig, WaitProgress
+from ._waiters.engine import WaiterConfig, WaitProgress
 
 T = TypeVar("T")
 

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 
-from ._credentials import CredentialsProvider
+from ._auth.credentials import CredentialsProvider
+from ._auth.sigv4 import SigV4Signer, _host_header, _split_url
 from ._endpoints import region_from_fips_pseudo, resolve_endpoint
 from ._exceptions import (
     ConfigurationError,
@@ -33,12 +34,11 @@ from ._exceptions import (
     TimeoutError_,
     TransportError,
 )
-from ._parse import parse_error, parse_output
 from ._ratelimit import RateLimiter
 from ._redact import redact_error
+from ._restjson.parse import parse_error, parse_output
+from ._restjson.serialize import serialize
 from ._retry import RetryConfig, RetryQuota, is_clock_skew, retry_after
-from ._serialize import serialize
-from ._sigv4 import SigV4Signer, _host_header, _split_url
 from ._transports import proxy_in_env
 from ._transports.base import Limits, Timeouts, Transport
 from ._version import __version__
@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from ._auth.token import TokenSource
     from ._operation import OperationSpec
-    from ._token import TokenSource
 
 T = TypeVar("T")
 logger = logging.getLogger("eks_async")
@@ -155,7 +155,7 @@ class Shared:
 
     async def setup(self) -> None:
         """Find the region from the profile when neither the argument nor the env gave one."""
-        from ._credentials import resolve_region
+        from ._auth.credentials import resolve_region
 
         region = await resolve_region(self.profile)
         if not region:

@@ -36,8 +36,8 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from ._auth.token import DEFAULT_SESSION_NAME
 from ._exceptions import ConfigurationError
-from ._token import DEFAULT_SESSION_NAME
 
 if TYPE_CHECKING:
     from ._client import EKSClient

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from botocore.model import ServiceModel, Shape
 
-from eks_async._credentials import Credentials
-from eks_async._sigv4 import SigV4Signer
+from eks_async._auth.credentials import Credentials
+from eks_async._auth.sigv4 import SigV4Signer
 from eks_async.testing import (
     TEST_ACCESS_KEY_ID,
     TEST_SECRET_ACCESS_KEY,

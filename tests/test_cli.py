@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from eks_async._cli import Progress, main
-from eks_async._waiters import WaitProgress
+from eks_async._waiters.engine import WaitProgress
 from eks_async.testing import (
     TEST_ACCESS_KEY_ID,
     TEST_SECRET_ACCESS_KEY,

@@ -95,7 +95,7 @@ def _send_ours(op_name: str, params: dict[str, Any], *, typed: bool) -> httpx.Re
         ) as eks:
             if typed:
                 op = OPERATIONS[op_name]
-                values = eks_async._serialize.values_from_params(op, params)
+                values = eks_async._restjson.serialize.values_from_params(op, params)
                 names = [m[0] for m in SHAPES[op.input_shape][2]]
                 kwargs = {n: v for n, v in zip(names, values, strict=True) if v is not None}
                 await getattr(eks, botocore.xform_name(op_name))(**kwargs)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from eks_async._credentials import (
+from eks_async._auth.credentials import (
     ChainCredentialsProvider,
     Credentials,
     CredentialsProvider,
@@ -370,7 +370,7 @@ async def test_single_flight_with_real_aiobotocore_refreshable_credentials(
 # -- import hygiene ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["eks_async._credentials", "eks_async._sigv4"])
+@pytest.mark.parametrize("module", ["eks_async._auth.credentials", "eks_async._auth.sigv4"])
 def test_import_does_not_load_botocore(module: str) -> None:
     code = (
         f"import {module}, sys; "

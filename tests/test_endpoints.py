@@ -34,6 +34,7 @@ from botocore.endpoint_provider import EndpointProvider, RuleSetStandardLibrary
 from botocore.regions import EndpointResolver
 from botocore.utils import is_valid_endpoint_url, validate_region_name
 
+from eks_async._auth.token import resolve_sts_endpoint, sts_endpoint
 from eks_async._endpoints import (
     Partition,
     partition_of,
@@ -41,7 +42,6 @@ from eks_async._endpoints import (
     resolve_endpoint,
 )
 from eks_async._exceptions import EndpointResolutionError
-from eks_async._token import resolve_sts_endpoint, sts_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 BOTOCORE_DIR = Path(botocore.__file__).resolve().parent
@@ -480,7 +480,7 @@ def test_import_does_not_load_botocore() -> None:
 
 # --------------------------------------------------------------------------- STS
 #
-# The STS endpoint of cluster tokens (eks_async._token.resolve_sts_endpoint) against botocore:
+# The STS endpoint of cluster tokens (eks_async._auth.token.resolve_sts_endpoint) against botocore:
 # the URL a real STS client sends GetCallerIdentity to and presigns it for, and the region it
 # signs with, or an error in both.
 

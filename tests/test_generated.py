@@ -108,7 +108,7 @@ def test_a_call_imports_only_the_modules_of_its_classes() -> None:
     code = (
         "import json, sys, eks_async\n"
         "from eks_async._generated import operations as ops\n"
-        "from eks_async._parse import parse_output\n"
+        "from eks_async._restjson.parse import parse_output\n"
         "body = json.dumps({'association': {'associationId': 'a-1', 'createdAt': 1.5}})\n"
         "out = parse_output(ops.DESCRIBE_POD_IDENTITY_ASSOCIATION, 200, body.encode(), 'r')\n"
         "assert out.association.association_id == 'a-1'\n"

@@ -30,8 +30,8 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
 from eks_async import ConfigurationError, Credentials, EKSClient
+from eks_async._auth.sigv4 import SigV4Signer
 from eks_async._cli import main
-from eks_async._sigv4 import SigV4Signer
 from eks_async.kubernetes import api_client
 from eks_async.testing import (
     TEST_ACCESS_KEY_ID,
@@ -501,7 +501,7 @@ async def test_a_long_running_client_keeps_working_across_token_lifetimes(
         return datetime.datetime.fromtimestamp(now[0], datetime.UTC)
 
     # The clock TokenSource reads when none is given (EKSClient gives none).
-    monkeypatch.setattr("eks_async._token._utcnow", token_utcnow)
+    monkeypatch.setattr("eks_async._auth.token._utcnow", token_utcnow)
     emulator = EKSEmulator(token_clock=lambda: now[0])
     emulator.add_cluster("prod")
     async with emulator.serve() as url, emulator.client(endpoint_url=url, transport=None) as eks:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import eks_async
 from eks_async._generated.operations import OPERATIONS
 from eks_async._generated.shapes import SHAPES
-from eks_async._parse import parse_error, parse_output
+from eks_async._restjson.parse import parse_error, parse_output
 
 from ._botomodel import operation, operation_names, output_strategy, service_model
 

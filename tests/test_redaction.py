@@ -27,10 +27,10 @@ from eks_async import (
     ServiceError,
     TransportError,
 )
+from eks_async._auth.sigv4 import SigV4Signer
 from eks_async._exceptions import ParamValidationError
 from eks_async._generated.errors import ClientException, InvalidParameterException
 from eks_async._redact import REDACTED, redact, redact_error, redact_value
-from eks_async._sigv4 import SigV4Signer
 from eks_async.testing import Delays, EKSEmulator, Exchange, ManualClock
 
 ACCESS_KEY = "ASIAREDACTIONTEST01"

@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import eks_async
+from eks_async._auth.credentials import Credentials
 from eks_async._core import RetryEvent
-from eks_async._credentials import Credentials
 from eks_async._ratelimit import RateLimiter
 from eks_async._retry import (
     THROTTLING_CODES,

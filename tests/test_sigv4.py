@@ -16,9 +16,9 @@ from botocore.utils import percent_encode_sequence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eks_async import _sigv4
-from eks_async._credentials import Credentials
-from eks_async._sigv4 import SigV4Signer, amz_date
+from eks_async._auth import sigv4 as _sigv4
+from eks_async._auth.credentials import Credentials
+from eks_async._auth.sigv4 import SigV4Signer, amz_date
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 TOKEN = "IQoJb3JpZ2luX2VjEXAMPLETOKENdGhpcyBpcyBub3QgYSByZWFsIHRva2Vu"

@@ -1,4 +1,4 @@
-"""Cluster tokens (eks_async._token) against what ``aws eks get-token`` makes.
+"""Cluster tokens (eks_async._auth.token) against what ``aws eks get-token`` makes.
 
 The reference is awscli's ``TokenGenerator`` / ``STSClientFactory`` logic, repeated here with
 botocore directly (awscli itself is not a test dependency): an STS client for the region, the
@@ -29,15 +29,15 @@ import pytest
 from aiohttp import web
 from botocore.config import Config
 
-from eks_async._credentials import Credentials, StaticCredentialsProvider
+from eks_async._auth.credentials import Credentials, StaticCredentialsProvider
+from eks_async._auth.sigv4 import SigV4Signer
+from eks_async._auth.token import ClusterToken, TokenSource
 from eks_async._exceptions import (
     ConfigurationError,
     CredentialsError,
     EndpointResolutionError,
     ParamValidationError,
 )
-from eks_async._sigv4 import SigV4Signer
-from eks_async._token import ClusterToken, TokenSource
 
 ROOT = Path(__file__).resolve().parent.parent
 AKID = "AKIAIOSFODNN7EXAMPLE"
@@ -585,7 +585,7 @@ async def test_assume_role_failure_is_a_credentials_error(refusing_sts: str) -> 
 
 def test_import_does_not_load_botocore() -> None:
     code = (
-        "import sys, eks_async._token\n"
+        "import sys, eks_async._auth.token\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('botocore', 'boto3', 'aiobotocore', 'awscli'))\n"
         "print(loaded)\n"

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 import eks_async
 from eks_async._generated.operations import OPERATIONS
-from eks_async._serialize import serialize, values_from_params
+from eks_async._restjson.serialize import serialize, values_from_params
 
 from ._botomodel import input_strategy, operation, operation_names
 
@@ -393,7 +393,7 @@ def test_timestamps_as_botocore_takes_and_sends_them(value: Any) -> None:
     """No EKS input has a timestamp today; the converter still follows botocore exactly."""
     from botocore.model import ShapeResolver
 
-    from eks_async._serialize import _Invalid, converter
+    from eks_async._restjson.serialize import _Invalid, converter
 
     shape = ShapeResolver({"T": {"type": "timestamp"}}).get_shape_by_name("T")
     botocore_refuses = ParamValidator().validate(value, shape).has_errors()

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import eks_async
 from eks_async._generated.waiters import WAITERS
-from eks_async._waiters import Waiter, WaiterConfig, WaitProgress
+from eks_async._waiters.engine import Waiter, WaiterConfig, WaitProgress
 
 from ._botomodel import operation
 

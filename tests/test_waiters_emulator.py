@@ -39,7 +39,7 @@ async def test_association_visible_returns_soon_after_both_reads_agree_with_few_
         with pytest.raises(eks_async.ResourceNotFoundException):
             await eks.describe_pod_identity_association(
                 cluster_name="prod", association_id=out.association.association_id)
-        defaults = eks_async._waiter_api.ASSOCIATION_DEFAULTS
+        defaults = eks_async._waiters.identity.ASSOCIATION_DEFAULTS
         seen = await eks.waiters.pod_identity_association_visible(
             cluster_name="prod", association_id=out.association.association_id,
             config=_config(clock, min_delay=defaults.min_delay, max_delay=defaults.max_delay,

@@ -10,7 +10,7 @@ from . import operations as _ops
 
 if TYPE_CHECKING:
     from .._operation import OperationSpec
-    from .._waiters import WaiterConfig
+    from .._waiters.engine import WaiterConfig
     from .models import (
         AccessScope,
         ActivateCertificateAuthorityResponse,

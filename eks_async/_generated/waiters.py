@@ -11,7 +11,7 @@ from . import operations as _ops
 
 if TYPE_CHECKING:
     from .._operation import OperationSpec
-    from .._waiters import WaiterConfig, WaitProgress
+    from .._waiters.engine import WaiterConfig, WaitProgress
     from .models import (
         DescribeAddonResponse,
         DescribeClusterResponse,

@@ -32,10 +32,10 @@ from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 import attrs
 
+from .._auth.sigv4 import derive_signing_key
+from .._auth.token import CLUSTER_ID_HEADER, TOKEN_PREFIX, resolve_sts_endpoint
 from .._exceptions import EndpointResolutionError
 from .._generated import endpoints as _partition_data
-from .._sigv4 import derive_signing_key
-from .._token import CLUSTER_ID_HEADER, TOKEN_PREFIX, resolve_sts_endpoint
 
 __all__ = [
     "DEFAULT_MAX_TOKEN_AGE",

@@ -25,7 +25,7 @@ from urllib.parse import quote, unquote
 
 import attrs
 
-from .._sigv4 import _canonical_uri, amz_date, derive_signing_key
+from .._auth.sigv4 import _canonical_uri, amz_date, derive_signing_key
 from ._config import DEFAULT_ACCOUNT_ID
 from ._wire import EmulatorRequest, WireError
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ._exceptions import EKSAsyncError, ServiceError
-from ._generated import models
-from ._operation import OperationSpec, WaiterSpec
-from ._waiters import (
+from .._exceptions import EKSAsyncError, ServiceError
+from .._generated import models
+from .._operation import OperationSpec, WaiterSpec
+from .engine import (
     Decision,
     Waiter,
     WaiterConfig,
@@ -23,8 +23,8 @@ from ._waiters import (
 )
 
 if TYPE_CHECKING:
-    from ._client import EKSClient
-    from ._generated.models import (
+    from .._client import EKSClient
+    from .._generated.models import (
         DescribeIdentityProviderConfigResponse,
         DescribePodIdentityAssociationResponse,
         DescribeUpdateResponse,
@@ -72,7 +72,7 @@ class WaiterCore:
         config: WaiterConfig | None,
         on_progress: Progress,
     ) -> T:
-        from ._generated.waiters import WAITERS
+        from .._generated.waiters import WAITERS
 
         spec = WAITERS[name]
 

@@ -15,12 +15,12 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from ._exceptions import ResponseParseError, ServiceError
-from ._generated import models
-from ._generated.errors import ERRORS_BY_CODE
-from ._generated.shapes import SHAPES
-from ._operation import OperationSpec
-from ._response import ResponseMetadata
+from .._exceptions import ResponseParseError, ServiceError
+from .._generated import models
+from .._generated.errors import ERRORS_BY_CODE
+from .._generated.shapes import SHAPES
+from .._operation import OperationSpec
+from .._response import ResponseMetadata
 
 FromWire = Callable[[Any], Any]
 

@@ -25,17 +25,17 @@ from typing import Any, Final, NamedTuple
 
 import attrs
 
-from ._credentials import Credentials, CredentialsProvider
-from ._endpoints import LegacyTable, check_region_name, locate
-from ._exceptions import (
+from .._endpoints import LegacyTable, check_region_name, locate
+from .._exceptions import (
     ConfigurationError,
     CredentialsError,
     EndpointResolutionError,
     ParamValidationError,
 )
-from ._generated import sts_endpoints as _data
-from ._redact import redact_error
-from ._sigv4 import SigV4Signer
+from .._generated import sts_endpoints as _data
+from .._redact import redact_error
+from .credentials import Credentials, CredentialsProvider
+from .sigv4 import SigV4Signer
 
 __all__ = [
     "TOKEN_PREFIX",

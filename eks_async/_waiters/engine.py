@@ -23,11 +23,11 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from ._exceptions import EKSAsyncError, ServiceError, TimeoutError_
-from ._generated.shapes import SHAPES
-from ._operation import Acceptor, State
-from ._pipeline import call_budget
-from ._retry import classify
+from .._exceptions import EKSAsyncError, ServiceError, TimeoutError_
+from .._generated.shapes import SHAPES
+from .._operation import Acceptor, State
+from .._pipeline import call_budget
+from .._retry import classify
 
 T = TypeVar("T")
 

@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
-from ._exceptions import ParamValidationError
-from ._generated import models
-from ._generated.shapes import SHAPES
-from ._operation import OperationSpec
+from .._exceptions import ParamValidationError
+from .._generated import models
+from .._generated.shapes import SHAPES
+from .._operation import OperationSpec
 
 _SAFE: Final = "-._~"
 _DOT_SEGMENTS: Final = frozenset({".", ".."})

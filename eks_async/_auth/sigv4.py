@@ -16,7 +16,7 @@ import hmac
 import re
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-from ._credentials import Credentials
+from .credentials import Credentials
 
 __all__ = ["EMPTY_SHA256", "SigV4Signer", "amz_date", "derive_signing_key"]
 

@@ -17,8 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from ._exceptions import ConfigurationError, CredentialsError
-from ._redact import redact_error
+from .._exceptions import ConfigurationError, CredentialsError
+from .._redact import redact_error
 
 __all__ = [
     "ChainCredentialsProvider",

@@ -1,0 +1,1 @@
+"""Signing and credentials: SigV4, the credential chain, cluster tokens."""

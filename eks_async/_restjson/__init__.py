@@ -1,0 +1,1 @@
+"""EKS's rest-json protocol: requests from typed values, outputs and errors from answers."""

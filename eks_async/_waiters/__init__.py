@@ -1,0 +1,1 @@
+"""Waiters: the polling engine, and the identity waiters built on it."""
