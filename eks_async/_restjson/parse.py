@@ -21,48 +21,15 @@ from .._generated.errors import ERRORS_BY_CODE
 from .._generated.shapes import SHAPES
 from .._operation import OperationSpec
 from .._response import ResponseMetadata
+from .walk import Compiled
 
 FromWire = Callable[[Any], Any]
 
 _EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-_PARSERS: dict[str, FromWire | None] = {}
 
 
 class _BadShape(Exception):
     """A value of the answer does not have the type its shape says."""
-
-
-def parser(shape_name: str) -> FromWire | None:
-    """The function that turns the JSON form of ``shape_name`` into its Python value.
-
-    ``None`` means the JSON value is used as it is (plain strings, numbers, booleans).
-    """
-    try:
-        return _PARSERS[shape_name]
-    except KeyError:
-        pass
-    _PARSERS[shape_name] = _build(shape_name)
-    return _PARSERS[shape_name]
-
-
-def _build(shape_name: str) -> FromWire | None:
-    shape = SHAPES[shape_name]
-    kind = shape[0]
-    if kind == "string":
-        return _enum(shape[2]) if shape[2] else _string
-    if kind == "integer":
-        return _integer
-    if kind == "boolean":
-        return _boolean
-    if kind == "timestamp":
-        return parse_timestamp
-    if kind == "list":
-        return _list(shape[1])
-    if kind == "map":
-        return _map(shape[2])
-    if kind == "structure":
-        return _structure(shape_name)
-    raise AssertionError(f"unknown shape kind {kind}")  # pragma: no cover
 
 
 # Scalars of the wrong type are refused where botocore would pass them through (a number for
@@ -162,6 +129,19 @@ def _structure(shape_name: str) -> FromWire:
         return cls(**kwargs)
 
     return convert
+
+
+#: ``parser(shape)``: the function that turns the JSON form of the shape into its Python
+#: value; ``None`` where the JSON value is used as it is.
+parser: Compiled[FromWire] = Compiled(
+    string=lambda _, shape: _enum(shape[2]) if shape[2] else _string,
+    integer=lambda _, shape: _integer,
+    boolean=lambda _, shape: _boolean,
+    timestamp=lambda _, shape: parse_timestamp,
+    list=lambda _, shape: _list(shape[1]),
+    map=lambda _, shape: _map(shape[2]),
+    structure=lambda name, _: _structure(name),
+)
 
 
 # --- whole answers ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .._exceptions import ParamValidationError
 from .._generated import models
 from .._generated.shapes import SHAPES
 from .._operation import OperationSpec
+from .walk import Compiled
 
 _SAFE: Final = "-._~"
 _DOT_SEGMENTS: Final = frozenset({".", ".."})
@@ -42,43 +43,7 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-# --- value converters, one per shape, built once ----------------------------------------
-
-_CONVERTERS: dict[str, ToWire | None] = {}
-
-
-def converter(shape_name: str) -> ToWire | None:
-    """The function that checks a value of ``shape_name`` and returns its JSON form.
-
-    ``None`` means the value is checked only by type and sent as it is (strings without a
-    length limit are the common case, handled inline by the callers for speed).
-    """
-    try:
-        return _CONVERTERS[shape_name]
-    except KeyError:
-        pass
-    _CONVERTERS[shape_name] = _build(shape_name)
-    return _CONVERTERS[shape_name]
-
-
-def _build(shape_name: str) -> ToWire | None:
-    shape = SHAPES[shape_name]
-    kind = shape[0]
-    if kind == "string":
-        return _string(shape[1])
-    if kind == "integer":
-        return _integer(shape[1])
-    if kind == "boolean":
-        return _boolean
-    if kind == "timestamp":
-        return _timestamp
-    if kind == "list":
-        return _list(shape[1], shape[2])
-    if kind == "map":
-        return _map(shape[1], shape[2])
-    if kind == "structure":
-        return _structure(shape_name)
-    raise AssertionError(f"unknown shape kind {kind}")  # pragma: no cover
+# --- value converters, one per shape, built once (``converter``, below) ---------------
 
 
 def _unencodable(value: str, path: str) -> _Invalid | None:
@@ -202,6 +167,19 @@ def _structure(shape_name: str) -> ToWire:
         return out
 
     return convert
+
+
+#: ``converter(shape)``: the function that checks a typed value of the shape and returns its
+#: JSON form; ``None`` where the value is sent as it is.
+converter: Compiled[ToWire] = Compiled(
+    string=lambda _, shape: _string(shape[1]),
+    integer=lambda _, shape: _integer(shape[1]),
+    boolean=lambda _, shape: _boolean,
+    timestamp=lambda _, shape: _timestamp,
+    list=lambda _, shape: _list(shape[1], shape[2]),
+    map=lambda _, shape: _map(shape[1], shape[2]),
+    structure=lambda name, _: _structure(name),
+)
 
 
 # --- operations ---------------------------------------------------------------------------
@@ -335,39 +313,78 @@ def serialize(op: OperationSpec[Any], values: tuple[Any, ...]) -> tuple[str, byt
 # --- boto3-style parameters ---------------------------------------------------------------
 
 
-def _from_params(shape_name: str, value: Any, path: str) -> Any:
-    """Check a boto3-style value (model member names, dicts for structures) and type it.
+FromParams = Callable[[Any, str], Any]
 
-    The checks are botocore's ParamValidator's: structures and maps are dicts, lists are
-    lists or tuples, a member given is checked even when it is ``None`` (botocore refuses
-    ``None`` for every type), a required member must be given, unknown members are refused;
-    scalars are checked by the same converters the typed calls use.
-    """
-    shape = SHAPES[shape_name]
-    kind = shape[0]
-    if kind == "structure":
+
+def _params_structure(_: str, shape: tuple[Any, ...]) -> FromParams:
+    def read(value: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise _Invalid(path, f"expected a dict, got {_type_name(value)}")
         return _structure_from_params(shape, value, path)
-    if kind == "list":
+
+    return read
+
+
+def _params_list(_: str, shape: tuple[Any, ...]) -> FromParams:
+    member, minimum = shape[1], shape[2]
+
+    def read(value: Any, path: str) -> Any:
         if not isinstance(value, list | tuple):
             raise _Invalid(path, f"expected a list, got {_type_name(value)}")
-        if shape[2] is not None and len(value) < shape[2]:
-            raise _Invalid(path, f"{len(value)} items is below the minimum of {shape[2]}")
-        return [_from_params(shape[1], v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if kind == "map":
+        if minimum is not None and len(value) < minimum:
+            raise _Invalid(path, f"{len(value)} items is below the minimum of {minimum}")
+        inner = _read(member)
+        return [inner(v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+    return read
+
+
+def _params_map(_: str, shape: tuple[Any, ...]) -> FromParams:
+    key_shape, value_shape = shape[1], shape[2]
+
+    def read(value: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise _Invalid(path, f"expected a dict, got {_type_name(value)}")
+        read_key, read_value = _read(key_shape), _read(value_shape)
         return {
-            _from_params(shape[1], k, f"{path}[{k!r}]"): _from_params(
-                shape[2], v, f"{path}[{k!r}]"
-            )
+            read_key(k, f"{path}[{k!r}]"): read_value(v, f"{path}[{k!r}]")
             for k, v in value.items()
         }
-    conv = converter(shape_name)
-    if conv is not None:
-        conv(value, path)
-    return value
+
+    return read
+
+
+def _params_scalar(name: str, _: tuple[Any, ...]) -> FromParams:
+    check = converter(name)
+
+    def read(value: Any, path: str) -> Any:
+        if check is not None:
+            check(value, path)
+        return value  # checked, and kept as given: the typed path converts it
+
+    return read
+
+
+#: ``from_params(shape)``: checks a boto3-style value (model member names, dicts for
+#: structures) as botocore's ParamValidator does, and types it. Structures and maps are
+#: dicts, lists are lists or tuples, a member given is checked even when it is ``None``
+#: (botocore refuses ``None`` for every type), a required member must be given, unknown
+#: members are refused; scalars go through the typed path's own converters.
+from_params: Compiled[FromParams] = Compiled(
+    string=_params_scalar,
+    integer=_params_scalar,
+    boolean=_params_scalar,
+    timestamp=_params_scalar,
+    list=_params_list,
+    map=_params_map,
+    structure=_params_structure,
+)
+
+
+def _read(shape_name: str) -> FromParams:
+    read = from_params(shape_name)
+    assert read is not None  # every builder of from_params makes a function
+    return read
 
 
 def _structure_from_params(shape: tuple[Any, ...], value: Mapping[str, Any], path: str) -> Any:
@@ -380,7 +397,7 @@ def _structure_from_params(shape: tuple[Any, ...], value: Mapping[str, Any], pat
         if member is None:
             known = ", ".join(sorted(by_name))
             raise _Invalid(where, f"unknown parameter; known: {known}")
-        kwargs[member[0]] = _from_params(member[3], item, where)
+        kwargs[member[0]] = _read(member[3])(item, where)
     for m in members:
         if m[5] and m[0] not in kwargs and not m[6]:
             raise _Invalid(f"{path}.{m[1]}" if path else m[1], "is required")

@@ -24,9 +24,9 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from .._exceptions import EKSAsyncError, ServiceError, TimeoutError_
-from .._generated.shapes import SHAPES
 from .._operation import Acceptor, State
 from .._pipeline import call_budget
+from .._restjson.walk import Compiled
 from .._retry import classify
 
 T = TypeVar("T")
@@ -123,25 +123,66 @@ class WaiterTimeoutError(WaiterError):
 # --- acceptors ------------------------------------------------------------------------------
 
 
+ToForm = Callable[[Any], Any]
+
+
+def _enum_value(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _form_structure(_: str, shape: tuple[Any, ...]) -> ToForm:
+    members = shape[2]
+
+    def form(value: Any) -> Any:
+        out = {}
+        for m in members:
+            item = getattr(value, m[0])
+            if item is not None:
+                inner = _form(m[3])
+                out[m[1]] = inner(item) if inner is not None else item
+        return out
+
+    return form
+
+
+def _form_list(_: str, shape: tuple[Any, ...]) -> ToForm:
+    def form(value: Any) -> Any:
+        inner = _form(shape[1])
+        if inner is None:
+            return list(value)
+        return [None if v is None else inner(v) for v in value]
+
+    return form
+
+
+def _form_map(_: str, shape: tuple[Any, ...]) -> ToForm:
+    def form(value: Any) -> Any:
+        inner = _form(shape[2])
+        if inner is None:
+            return dict(value)
+        return {k: None if v is None else inner(v) for k, v in value.items()}
+
+    return form
+
+
+#: The model-named, JSON-like form of a typed value, per shape (``None``: the value itself).
+_form: Compiled[ToForm] = Compiled(
+    string=lambda _, shape: _enum_value if shape[2] else None,
+    integer=lambda _, shape: None,
+    boolean=lambda _, shape: None,
+    timestamp=lambda _, shape: None,
+    list=_form_list,
+    map=_form_map,
+    structure=_form_structure,
+)
+
+
 def to_model_form(value: Any, shape_name: str) -> Any:
     """A typed value in the model-named, JSON-like form waiter paths are written against."""
-    shape = SHAPES[shape_name]
-    kind = shape[0]
     if value is None:
         return None
-    if kind == "structure":
-        return {
-            m[1]: to_model_form(getattr(value, m[0]), m[3])
-            for m in shape[2]
-            if getattr(value, m[0]) is not None
-        }
-    if kind == "list":
-        return [to_model_form(v, shape[1]) for v in value]
-    if kind == "map":
-        return {k: to_model_form(v, shape[2]) for k, v in value.items()}
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
+    form = _form(shape_name)
+    return value if form is None else form(value)
 
 
 def search(path: str, data: Any) -> Any:
