@@ -378,10 +378,9 @@ class _Call:
             )
         except TransportError as exc:
             error = type(exc)(f"{op.name}: {exc}", operation=op.name)
-            error.__cause__ = exc  # redacted with it
             self._account(error)
             secrets = (credentials.secret_access_key, credentials.session_token)
-            raise redact_error(error, secrets) from exc
+            raise redact_error(error, secrets, cause=exc) from exc
         request_id = answer_headers.get("x-amzn-requestid")
         if status < 300:
             if limiter is not None:

@@ -41,10 +41,15 @@ _SECRET_FORMS_SOURCE: Final = (
     rf"|(?P<sig>\b(?i:(?:x-amz-)?signature)=){_VALUE}"
     # A cluster bearer token: a presigned STS URL, base64url-encoded.
     r"|(?P<bearer>\bk8s-aws-v1\.)[A-Za-z0-9_\-]+=*"
+    # A credential field quoted by a provider's error (JSON, a dict's repr, an ini line):
+    # 'SecretAccessKey': '...', "Token": "...", aws_session_token = ...
+    # The name starts the text or follows a space, "{", "," or "(" (not inside a value).
+    r"|(?P<field>(?<![^\s{,(])[\"']?(?i:(?:aws_)?secret_?access_?key|(?:aws_)?session_?token|token)"
+    rf"[\"']?[ \t]*[:=][ \t]*[\"']?){_VALUE}"
 )
 # The cheap first look: only text holding one of these goes through the pattern, which is
 # compiled on first use (``import eks_async`` does not pay for it).
-_MARKERS: Final = ("security-token", "signature=", "k8s-aws-v1.")
+_MARKERS: Final = ("token", "signature=", "k8s-aws-v1.", "secret")
 
 
 @functools.cache
@@ -53,7 +58,9 @@ def _secret_forms() -> re.Pattern[str]:
 
 
 def _keep_name(match: re.Match[str]) -> str:
-    name = match.group("token") or match.group("sig") or match.group("bearer")
+    name = (
+        match.group("token") or match.group("sig") or match.group("bearer") or match.group("field")
+    )
     return f"{name}{REDACTED}"
 
 
@@ -138,8 +145,13 @@ def redact_value(value: V, secrets: Iterable[str] = ()) -> V:
 E = TypeVar("E", bound=BaseException)
 
 
-def redact_error(error: E, secrets: Iterable[str | None] = ()) -> E:
+def redact_error(
+    error: E, secrets: Iterable[str | None] = (), *, cause: BaseException | None = None
+) -> E:
     """Redact ``error`` in place, and the errors it was raised from; returns ``error``.
+
+    ``cause`` becomes the error's ``__cause__`` first (so it is redacted too): use it as
+    ``raise redact_error(MyError(...), cause=exc) from exc``.
 
     Contract: afterwards no text the error shows — ``str()``, ``repr()``, ``args``,
     ``message``, any text attribute (or text inside a list, tuple or dict attribute),
@@ -149,6 +161,8 @@ def redact_error(error: E, secrets: Iterable[str | None] = ()) -> E:
     ``__cause__`` / ``__context__`` chain. Attributes that refuse to be set are left as
     they are; nothing is raised. Use it as ``raise redact_error(exc, secrets) from ...``.
     """
+    if cause is not None:
+        error.__cause__ = cause
     known = tuple(s for s in secrets if isinstance(s, str))
     seen: set[int] = set()
     current: BaseException | None = error

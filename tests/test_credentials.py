@@ -7,6 +7,7 @@ import datetime
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,10 @@ async def test_chain_errors_never_leak_secrets(
     assert SECRET not in message and TOKEN not in message
     assert "RuntimeError" in message
     assert isinstance(info.value.__cause__, RuntimeError)
+    # The cause is shown with the error (a traceback prints it): redacted as well.
+    shown = "".join(traceback.format_exception(info.value))
+    assert SECRET not in shown and TOKEN not in shown
+    assert "RuntimeError" in shown
 
 
 async def test_region_discovery(aws_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

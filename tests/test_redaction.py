@@ -399,3 +399,23 @@ async def test_a_transport_error_quoting_a_secret_is_redacted() -> None:
     # (what the pipeline calls with the attempt's credentials) cleans the chain too.
     redact_error(caught.value, [TOKEN, SECRET_KEY])
     _assert_clean(caught.value, "f" * 64)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "bad response: {'SecretAccessKey': 'abcdEFGH1234', 'Token': 'tok+en/xyz=='}",
+            "bad response: {'SecretAccessKey': '<redacted>', 'Token': '<redacted>'}",
+        ),
+        ('{"SessionToken":"AQoDYXdzEJr"}', '{"SessionToken":"<redacted>"}'),
+        ("aws_session_token = FwoGZXIvYXdzE", "aws_session_token = <redacted>"),
+        ("secret_access_key: hunter22222", "secret_access_key: <redacted>"),
+        ("nextToken=abc is not a credential", "nextToken=abc is not a credential"),
+        ("Token expired", "Token expired"),
+    ],
+)
+def test_credential_fields_quoted_by_a_provider_are_redacted(text: str, expected: str) -> None:
+    from eks_async._redact import redact
+
+    assert redact(text) == expected

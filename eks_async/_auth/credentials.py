@@ -194,11 +194,11 @@ class ChainCredentialsProvider:
         except CredentialsError:
             raise
         except Exception as exc:
+            # botocore's text may echo a secret: the cause is redacted too
             error = CredentialsError(
                 f"loading AWS credentials failed: {type(exc).__name__}: {_scrub(str(exc))}"
             )
-            error.__cause__ = exc  # redacted with it: botocore's text may echo a secret
-            raise redact_error(error) from exc
+            raise redact_error(error, cause=exc) from exc
         if frozen is None or not frozen.access_key or not frozen.secret_key:
             raise CredentialsError("the AWS credential chain returned incomplete credentials")
         if expiry is not None:
@@ -238,12 +238,12 @@ def _region_of(session: Any) -> str | None:
     try:
         region = session.get_config_variable("region")
     except Exception as exc:
+        # botocore's text may echo a secret: the cause is redacted too
         error = ConfigurationError(
             f"cannot read the AWS region from the configuration: {type(exc).__name__}: "
             f"{_scrub(str(exc))}"
         )
-        error.__cause__ = exc  # redacted with it: botocore's text may echo a secret
-        raise redact_error(error) from exc
+        raise redact_error(error, cause=exc) from exc
     return str(region) if region else None
 
 

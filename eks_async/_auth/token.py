@@ -373,12 +373,12 @@ class TokenSource:
                 expiry=expiry.astimezone(datetime.UTC),
             )
         except Exception as exc:
+            # botocore's text may echo a secret: the cause is redacted too
             error = CredentialsError(
                 f"assuming role {role_arn} for a cluster token failed: "
                 f"{type(exc).__name__}: {_scrub(str(exc))}"
             )
-            error.__cause__ = exc  # redacted with it: botocore's text may echo a secret
-            raise redact_error(error) from exc
+            raise redact_error(error, cause=exc) from exc
 
 
 _SECRETISH: Final = re.compile(r"[A-Za-z0-9/+=]{32,}")

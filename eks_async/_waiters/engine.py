@@ -308,19 +308,13 @@ class Waiter(Generic[T]):
                 if budget is not None:
                     call_budget.reset(budget)
             elapsed = cfg.clock() - start
+            state: State | None
             if isinstance(error, TimeoutError_) and elapsed >= cfg.max_wait:
-                self._report(attempt, elapsed, "timed out", None)
-                raise WaiterTimeoutError(
-                    f"{self.name}: a poll was still retrying when max_wait "
-                    f"({cfg.max_wait} s) ran out, after {attempt} polls",
-                    waiter=self.name,
-                    polls=attempt,
-                    elapsed=elapsed,
-                    last_output=last_output,
-                    last_error=error,
-                )
-            if error is not None and classify(error) == "throttling":
-                state: State | None = "retry"
+                # The poll ran out of the waiter's time: no room is left (below), so this
+                # ends the wait with WaiterTimeoutError carrying the poll's error.
+                state, label = "retry", "retrying a poll when max_wait ran out"
+            elif error is not None and classify(error) == "throttling":
+                state = "retry"
                 label = f"throttled ({getattr(error, 'code', type(error).__name__)})"
                 throttled += 1
             else:
