@@ -12,7 +12,7 @@ import datetime
 import email.utils
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -22,33 +22,11 @@ import eks_async
 from eks_async import RetryConfig, RetryEvent, WaiterConfig
 from eks_async._ratelimit import RateLimiter
 
-ERROR_TYPE = ":http://internal.amazon.com/coral/com.amazonaws.eks.v20171101/"
+from ._answers import Script
+from ._answers import error_answer as _error
+from ._answers import ok_answer as _ok
+
 CREDS = {"aws_access_key_id": "AKIDPIPE", "aws_secret_access_key": "pipeline-secret"}
-
-
-def _error(status: int, code: str, message: str = "m", **headers: str) -> httpx.Response:
-    return httpx.Response(
-        status,
-        json={"message": message},
-        headers={"x-amzn-ErrorType": code + ERROR_TYPE, "x-amzn-RequestId": "rid", **headers},
-    )
-
-
-def _ok(body: dict[str, Any] | None = None) -> httpx.Response:
-    return httpx.Response(200, json=body or {"clusters": []}, headers={"x-amzn-RequestId": "ok"})
-
-
-class Script(httpx.AsyncBaseTransport):
-    """Answers from a list (the last one repeats), recording every request."""
-
-    def __init__(self, *answers: httpx.Response | Callable[[httpx.Request], httpx.Response]):
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        return answer(request) if callable(answer) else answer
 
 
 def _client(transport: httpx.AsyncBaseTransport, **kwargs: Any) -> eks_async.EKSClient:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 import eks_async
-from eks_async import RetryConfig, WaiterConfig
+from eks_async import RetryConfig
 from eks_async.testing import (
     TEST_ACCESS_KEY_ID,
     TEST_SECRET_ACCESS_KEY,
@@ -33,8 +33,10 @@ from eks_async.testing import (
 )
 
 from . import _internals
+from ._answers import FakeTime
+from ._answers import error_answer as _error
+from ._answers import ok_answer as _ok
 
-ERROR_TYPE = ":http://internal.amazon.com/coral/com.amazonaws.eks.v20171101/"
 #: Bounds for loops a bug could make endless: the transport refuses further requests past
 #: ``REQUEST_CAP`` (a non-retryable error ends the call at once), and ``BACKSTOP`` seconds
 #: of real time end the test should even that not hold. Neither is reached when correct.
@@ -48,16 +50,7 @@ def _instant() -> Iterator[None]:
         yield
 
 
-def _error(status: int, code: str, message: str = "m", **headers: str) -> httpx.Response:
-    return httpx.Response(
-        status,
-        json={"message": message},
-        headers={"x-amzn-ErrorType": code + ERROR_TYPE, "x-amzn-RequestId": "rid", **headers},
-    )
 
-
-def _ok(body: dict[str, Any] | None = None) -> httpx.Response:
-    return httpx.Response(200, json=body or {}, headers={"x-amzn-RequestId": "rid-ok"})
 
 
 Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
@@ -106,24 +99,6 @@ def _client(transport: httpx.AsyncBaseTransport, **kwargs: Any) -> eks_async.EKS
         transport=transport,
         **kwargs,
     )
-
-
-class FakeTime:
-    """A waiter clock that moves only when the waiter sleeps: no real time passes."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def config(self, **kwargs: Any) -> WaiterConfig:
-        return WaiterConfig(clock=self.clock, sleep=self.sleep, **kwargs)
 
 
 # --- a. the retry quota refunds on success, on both paths ---------------------------------------

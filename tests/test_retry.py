@@ -32,36 +32,14 @@ from eks_async._retry import (
 )
 
 from . import _internals
+from ._answers import ERROR_TYPE, Script
+from ._answers import error_answer as _error
+from ._answers import ok_answer as _ok
 
 SECRET = "retry-test-secret-do-not-print"
-ERROR_TYPE = ":http://internal.amazon.com/coral/com.amazonaws.eks.v20171101/"
 
 
-def _error(status: int, code: str, message: str = "m", **headers: str) -> httpx.Response:
-    return httpx.Response(
-        status,
-        json={"message": message},
-        headers={"x-amzn-ErrorType": code + ERROR_TYPE, "x-amzn-RequestId": "rid", **headers},
-    )
 
-
-def _ok(body: dict[str, Any] | None = None) -> httpx.Response:
-    return httpx.Response(200, json=body or {}, headers={"x-amzn-RequestId": "rid-ok"})
-
-
-class Script(httpx.AsyncBaseTransport):
-    """Answers from a list: responses, or exceptions to raise."""
-
-    def __init__(self, *answers: httpx.Response | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
 
 
 def _client(transport: httpx.AsyncBaseTransport, **kwargs: Any) -> eks_async.EKSClient:

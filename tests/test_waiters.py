@@ -18,26 +18,11 @@ import eks_async
 from eks_async._generated.waiters import WAITERS
 from eks_async._waiters.engine import Waiter, WaiterConfig, WaitProgress
 
+from ._answers import ERROR_TYPE, FakeTime
 from ._botomodel import operation
 
-ERROR_TYPE = ":http://internal.amazon.com/coral/com.amazonaws.eks.v20171101/"
 STATUS_CODES = {"ResourceNotFoundException": 404, "AccessDeniedException": 403,
                 "InvalidParameterException": 400}
-
-
-class FakeTime:
-    """A clock that moves only when the waiter sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class Answers(httpx.AsyncBaseTransport):
