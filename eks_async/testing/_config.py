@@ -25,6 +25,7 @@ __all__ = [
     "EmulatorConfig",
     "Fault",
     "FaultRates",
+    "RateLimit",
 ]
 
 DEFAULT_ACCOUNT_ID = "123456789012"
@@ -191,6 +192,19 @@ def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> N
 
 
 @attrs.frozen(kw_only=True)
+class RateLimit:
+    """A token bucket per account and region: ``rate`` calls per second, ``burst`` at once.
+
+    ``per_operation`` gives named operations buckets of their own, ``(rate, burst)`` each,
+    used instead of the shared one. An empty bucket answers HTTP 429 as EKS does.
+    """
+
+    rate: float = attrs.field(converter=_number, validator=_positive)
+    burst: int = 1
+    per_operation: Mapping[str, tuple[float, int]] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
 class EmulatorConfig:
     """Everything that shapes the emulator's behaviour.
 
@@ -217,6 +231,8 @@ class EmulatorConfig:
     #: Account and region of requests that carry no (checked) credential scope.
     default_account_id: str = DEFAULT_ACCOUNT_ID
     default_region: str = DEFAULT_REGION
+    #: Throttling by rate (``None``: no limit); separate from the random throttle fault.
+    rate_limit: RateLimit | None = None
 
     def rates_for(self, operation: str) -> FaultRates:
         return self.operation_faults.get(operation, self.faults)
