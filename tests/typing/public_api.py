@@ -242,12 +242,25 @@ async def retries(eks: EKSClient) -> None:
         assert_type(event.attempt, int)
         assert_type(event.reason, str)
         assert_type(event.delay, float)
+        assert_type(event.kind, str)
     with eks_async.instant_retries():
         pass
     eks_async.set_instant_retries(False)
     RetryConfig(mode="legacy")  # type: ignore[arg-type]
     RetryConfig(max_attempts="3")  # type: ignore[arg-type]
     client.with_options(on_retry=lambda event, extra: None)  # type: ignore[arg-type,misc]
+
+
+async def limits_and_transport_errors(eks: EKSClient) -> None:
+    limits = eks_async.Limits(max_body=1 << 20, max_headers=50)
+    assert_type(limits.max_body, int)
+    EKSClient(region="us-west-2", limits=limits)
+    EKSClient(region="us-west-2", limits=1 << 20)  # type: ignore[arg-type]
+    try:
+        await eks.list_clusters()
+    except eks_async.ProtocolError as broken:
+        assert_type(broken, eks_async.ProtocolError)
+        assert_type(broken.retry_kind, Literal["throttling", "transient", "timeout", "connection"] | None)
 
 
 # --- errors --------------------------------------------------------------------------------
