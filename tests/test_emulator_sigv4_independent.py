@@ -31,6 +31,9 @@ from botocore.awsrequest import AWSRequest
 import eks_async
 from eks_async import RetryConfig, ServiceError
 from eks_async._auth import sigv4 as client_sigv4
+from eks_async._auth import token as client_token
+from eks_async._exceptions import EndpointResolutionError
+from eks_async._generated import endpoints as _partition_data
 from eks_async.testing import (
     TEST_ACCESS_KEY_ID,
     TEST_SECRET_ACCESS_KEY,
@@ -40,7 +43,13 @@ from eks_async.testing import (
     ManualClock,
     _sigv4_check,
 )
-from eks_async.testing._kube_auth import KeyRecord, review_token
+from eks_async.testing._kube_auth import (
+    CLUSTER_ID_HEADER,
+    TOKEN_PREFIX,
+    KeyRecord,
+    review_token,
+    sts_hosts,
+)
 from eks_async.testing._signing import SignatureVerifier
 from eks_async.testing._wire import WireError
 
@@ -512,3 +521,31 @@ async def test_the_same_calls_pass_with_the_client_signer_intact(emulator: EKSEm
         token = await eks.get_token(cluster_name="prod")
     assert emulator.calls("ListTagsForResource").ok == 1
     assert emulator.review_token(token.token, "prod").authenticated
+
+
+# --------------------------------------------------------------------------- STS hosts
+
+
+@pytest.mark.parametrize("partition", sorted(_partition_data.PARTITION_REGIONS))
+def test_the_sts_hosts_read_from_the_data_are_those_the_client_resolves(partition: str) -> None:
+    # The emulator reads its STS hosts from the endpoint data itself; the client's resolver
+    # (held to botocore in test_token.py) must name the same hosts and scope regions.
+    expected: dict[str, str] = {}
+    for region in sorted(_partition_data.PARTITION_REGIONS[partition]):
+        if region.endswith("-global") and region != "aws-global":
+            continue
+        for fips in (False, True):
+            try:
+                endpoint = client_token.resolve_sts_endpoint(region, use_fips=fips)
+            except EndpointResolutionError:
+                continue
+            expected.setdefault(urlsplit(endpoint.url).netloc, endpoint.signing_region)
+    assert sts_hosts(partition) == expected
+    assert len(expected) >= 2
+
+
+def test_the_authenticators_constants_are_the_clients() -> None:
+    assert (TOKEN_PREFIX, CLUSTER_ID_HEADER) == (
+        client_token.TOKEN_PREFIX,
+        client_token.CLUSTER_ID_HEADER,
+    )

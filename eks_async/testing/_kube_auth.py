@@ -10,7 +10,8 @@ STS with the URL and the header ``x-k8s-aws-id: <cluster>``, and STS checks the 
 
 The emulator does STS's part itself: it recomputes the query-string SigV4 signature with
 the registered secret, for the host in the URL and the cluster being accessed, so a token
-made for another cluster, by an unknown key, or altered in any way, is refused. The caller
+made for another cluster, by an unknown key, or altered in any way, is refused (with the
+emulator's own SigV4 arithmetic, ``_sigv4_check``, never the client's signer). The caller
 is the key's account and ARN, which becomes the Kubernetes user name (as an EKS access
 entry for an IAM user does). Every refusal is an HTTP 401 to the client; the reason is
 kept for tests (``TokenReview.reason``) and never includes a secret.

@@ -9,6 +9,10 @@ access key ``UnrecognizedClientException``. Like EKS, a signature mismatch echoe
 canonical request computed, which holds the ``x-amz-security-token`` line of a caller with
 temporary credentials: the client redacts it (``eks_async._redact``). The emulator itself
 never puts a secret key in an error or a repr.
+
+The arithmetic is the emulator's own (``_sigv4_check``), held to botocore's signer by the
+tests: nothing of the client's signer (``eks_async._auth``) is used, so a bug there is
+refused here instead of agreeing with itself.
 """
 
 from __future__ import annotations
