@@ -10,7 +10,8 @@ STS with the URL and the header ``x-k8s-aws-id: <cluster>``, and STS checks the 
 
 The emulator does STS's part itself: it recomputes the query-string SigV4 signature with
 the registered secret, for the host in the URL and the cluster being accessed, so a token
-made for another cluster, by an unknown key, or altered in any way, is refused. The caller
+made for another cluster, by an unknown key, or altered in any way, is refused (with the
+emulator's own SigV4 arithmetic, ``_sigv4_check``, never the client's signer). The caller
 is the key's account and ARN, which becomes the Kubernetes user name (as an EKS access
 entry for an IAM user does). Every refusal is an HTTP 401 to the client; the reason is
 kept for tests (``TokenReview.reason``) and never includes a secret.
@@ -32,10 +33,15 @@ from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 import attrs
 
-from .._auth.sigv4 import derive_signing_key
-from .._auth.token import CLUSTER_ID_HEADER, TOKEN_PREFIX, resolve_sts_endpoint
-from .._exceptions import EndpointResolutionError
 from .._generated import endpoints as _partition_data
+from .._generated import sts_endpoints as _sts_data
+from ._sigv4_check import (
+    ALGORITHM,
+    EMPTY_PAYLOAD_SHA256,
+    signature,
+    signing_key,
+    string_to_sign,
+)
 
 __all__ = [
     "DEFAULT_MAX_TOKEN_AGE",
@@ -48,6 +54,10 @@ __all__ = [
     "sts_hosts",
 ]
 
+#: What every token starts with (aws-iam-authenticator's ``v1Prefix``).
+TOKEN_PREFIX: Final = "k8s-aws-v1."
+#: The signed header naming the cluster a token is for (the authenticator's ``clusterIDHeader``).
+CLUSTER_ID_HEADER: Final = "x-k8s-aws-id"
 #: Longer tokens are refused before anything else is looked at.
 MAX_TOKEN_BYTES: Final = 4 * 1024
 #: STS accepts a presigned GetCallerIdentity URL this long after its ``X-Amz-Date``.
@@ -65,8 +75,6 @@ _ALLOWED_PARAMETERS: Final = frozenset(
         "x-amz-signedheaders",
     }
 )
-_ALGORITHM: Final = "AWS4-HMAC-SHA256"
-_EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
 _BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
 _AMZ_DATE: Final = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 _INTEGER: Final = re.compile(r"[+-]?[0-9]+")
@@ -157,19 +165,28 @@ def sts_hosts(partition: str) -> dict[str, str]:
 
     The regional host and the FIPS host of every region of the partition, plus the global
     ``sts.amazonaws.com`` in ``aws``; the region is the one STS expects in the signature's
-    credential scope there.
+    credential scope there. Read from the STS endpoint data (botocore's endpoints.json and
+    STS's rule set, as generated), not from the client's endpoint resolver.
     """
     hosts: dict[str, str] = {}
+    templates = _sts_data.URL_TEMPLATES.get(partition, {})
     for region in sorted(_partition_data.PARTITION_REGIONS.get(partition, ())):
         if region.endswith("-global") and region != "aws-global":
             continue
         for fips in (False, True):
-            try:
-                endpoint = resolve_sts_endpoint(region, use_fips=fips)
-            except EndpointResolutionError:
+            combo = (fips, False)
+            special = _sts_data.SPECIAL_REGIONS.get(region, {})
+            if combo in special:
+                url = special[combo]
+            else:
+                template = templates.get(combo)
+                url = None if template is None else template.format(region=region)
+            if url is None:
                 continue
-            host = urlsplit(endpoint.url).netloc
-            hosts.setdefault(host, endpoint.signing_region)
+            scope_region = _sts_data.LEGACY_SIGNING_REGIONS.get((partition, region), {}).get(
+                combo, region
+            )
+            hosts.setdefault(urlsplit(url).netloc, scope_region)
     return hosts
 
 
@@ -324,8 +341,8 @@ def _check(
     def sts(reason: str) -> _Refused:
         return _Refused(f"STS refused the pre-signed URL: {reason}", signed_at)
 
-    if params.get("x-amz-algorithm") != _ALGORITHM:
-        raise sts(f"X-Amz-Algorithm must be {_ALGORITHM}")
+    if params.get("x-amz-algorithm") != ALGORITHM:
+        raise sts(f"X-Amz-Algorithm must be {ALGORITHM}")
     scope = params.get("x-amz-credential", "").split("/")
     if len(scope) != 5:
         raise sts("X-Amz-Credential must have 5 slash-separated parts")
@@ -343,8 +360,8 @@ def _check(
         raise sts(
             f"credential should be scoped to region {hosts[host]!r}, not {scope_region[:40]!r}"
         )
-    signature = params.get("x-amz-signature", "")
-    if not _SIGNATURE.fullmatch(signature):
+    given = params.get("x-amz-signature", "")
+    if not _SIGNATURE.fullmatch(given):
         raise sts("X-Amz-Signature is missing or malformed")
 
     # The request the authenticator sends: GET https://<host>/?<query>, no body, with
@@ -369,27 +386,21 @@ def _check(
         )
     encoded.sort()
     canonical_query = "&".join(f"{k}={v}" for k, v in encoded)
-    canonical_request = "\n".join(
+    canonical = "\n".join(
         (
             "GET",
             "/",
             canonical_query,
             "".join(canonical_headers),
             ";".join(signed_headers),
-            _EMPTY_SHA256,
+            EMPTY_PAYLOAD_SHA256,
         )
     )
-    string_to_sign = "\n".join(
-        (
-            _ALGORITHM,
-            date,
-            f"{date_stamp}/{scope_region}/{service}/{terminator}",
-            hashlib.sha256(canonical_request.encode()).hexdigest(),
-        )
+    expected = signature(
+        signing_key(record.secret_access_key, date_stamp, scope_region, service),
+        string_to_sign(date, f"{date_stamp}/{scope_region}/{service}/{terminator}", canonical),
     )
-    signing_key = derive_signing_key(record.secret_access_key, date_stamp, scope_region, service)
-    expected = hmac.digest(signing_key, string_to_sign.encode(), "sha256").hex()
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected, given):
         raise sts(
             "the request signature we calculated does not match the signature you provided "
             f"(signed for another cluster than {cluster[:100]!r}, another key, or altered)"

@@ -9,12 +9,15 @@ access key ``UnrecognizedClientException``. Like EKS, a signature mismatch echoe
 canonical request computed, which holds the ``x-amz-security-token`` line of a caller with
 temporary credentials: the client redacts it (``eks_async._redact``). The emulator itself
 never puts a secret key in an error or a repr.
+
+The arithmetic is the emulator's own (``_sigv4_check``), held to botocore's signer by the
+tests: nothing of the client's signer (``eks_async._auth``) is used, so a bug there is
+refused here instead of agreeing with itself.
 """
 
 from __future__ import annotations
 
 import calendar
-import datetime
 import hashlib
 import hmac
 import re
@@ -25,8 +28,9 @@ from urllib.parse import quote, unquote
 
 import attrs
 
-from .._auth.sigv4 import _canonical_uri, amz_date, derive_signing_key
 from ._config import DEFAULT_ACCOUNT_ID
+from ._sigv4_check import ALGORITHM, canonical_uri, format_amz_date, signature, signing_key
+from ._sigv4_check import string_to_sign as make_string_to_sign
 from ._wire import EmulatorRequest, WireError
 
 __all__ = [
@@ -40,7 +44,6 @@ TEST_ACCESS_KEY_ID: Final = "AKIDEMULATOR"
 #: Its secret. Not a secret at all: it only opens the emulator.
 TEST_SECRET_ACCESS_KEY: Final = "emulator-secret"
 
-ALGORITHM: Final = "AWS4-HMAC-SHA256"
 _SERVICE: Final = "eks"
 _QUERY_SAFE: Final = "-_.~"
 #: What a region name looks like (us-west-2, cn-north-1, us-gov-east-1, eusc-de-east-1).
@@ -61,10 +64,6 @@ class _Key:
     secret_access_key: str = attrs.field(repr=False)
     session_token: str | None = attrs.field(repr=False)
     account_id: str
-
-
-def _amz(epoch: float) -> str:
-    return amz_date(datetime.datetime.fromtimestamp(epoch, datetime.UTC))
 
 
 def _parse_amz(value: str) -> float | None:
@@ -189,14 +188,14 @@ class SignatureVerifier:
         if signed_at < now - max_skew:
             raise WireError(
                 "InvalidSignatureException",
-                f"Signature expired: {amz_date} is now earlier than {_amz(now - max_skew)} "
-                f"({_amz(now)} - {minutes})",
+                f"Signature expired: {amz_date} is now earlier than "
+                f"{format_amz_date(now - max_skew)} ({format_amz_date(now)} - {minutes})",
             )
         if signed_at > now + max_skew:
             raise WireError(
                 "InvalidSignatureException",
                 f"Signature not yet current: {amz_date} is still later than "
-                f"{_amz(now + max_skew)} ({_amz(now)} + {minutes})",
+                f"{format_amz_date(now + max_skew)} ({format_amz_date(now)} + {minutes})",
             )
         if terminator != "aws4_request":
             raise WireError(
@@ -243,7 +242,7 @@ class SignatureVerifier:
         canonical_request = "\n".join(
             (
                 request.method,
-                _canonical_uri(request.path),
+                canonical_uri(request.path),
                 canonical_query(request.query),
                 canonical_headers,
                 signed_list,
@@ -251,16 +250,10 @@ class SignatureVerifier:
             )
         )
         credential_scope = f"{date_stamp}/{region}/{service}/{terminator}"
-        string_to_sign = "\n".join(
-            (
-                ALGORITHM,
-                amz_date,
-                credential_scope,
-                hashlib.sha256(canonical_request.encode()).hexdigest(),
-            )
+        string_to_sign = make_string_to_sign(amz_date, credential_scope, canonical_request)
+        expected = signature(
+            signing_key(key.secret_access_key, date_stamp, region, service), string_to_sign
         )
-        signing_key = derive_signing_key(key.secret_access_key, date_stamp, region, service)
-        expected = hmac.digest(signing_key, string_to_sign.encode(), "sha256").hex()
         given = parts["Signature"]
         if not _SIGNATURE.fullmatch(given) or not hmac.compare_digest(expected, given):
             raise WireError(
