@@ -292,6 +292,38 @@ def test_the_adaptive_retry_mode_against_the_rate_limit_loses_and_duplicates_not
     assert paced  # the throttles reached the client's limiter
 
 
+async def _list_batch(mode: str) -> CallCounts:
+    """200 ListClusters, 16 at a time, against 100 calls/s with a burst of 5."""
+    loop = asyncio.get_running_loop()
+    emu = EKSEmulator(
+        clock=LoopClock(loop), delays=Delays.none(), rate_limit=RateLimit(rate=100, burst=5)
+    )
+    retry = RetryConfig(mode=mode, max_attempts=30, max_backoff=0.2, quota=None)  # type: ignore[arg-type]
+    semaphore = asyncio.Semaphore(16)
+    async with emu.client(retry=retry) as eks:
+        if mode == "adaptive":
+            _internals.install_rate_limiter(eks, RateLimiter(clock=loop.time))
+
+        async def one() -> None:
+            async with semaphore:
+                await eks.list_clusters()
+
+        await asyncio.gather(*(one() for _ in range(200)))
+    return emu.calls("ListClusters")
+
+
+def test_the_adaptive_mode_is_throttled_far_less_than_the_standard_mode() -> None:
+    # The emulator's limit is one the adaptive mode can learn: it recovers between
+    # throttles instead of slowing down forever (what a random throttle fault makes it do).
+    eks_async.set_instant_retries(False)
+    standard = run_virtual(_list_batch("standard"))
+    adaptive = run_virtual(_list_batch("adaptive"))
+    assert standard.ok == adaptive.ok == 200
+    assert standard.rate_limited == standard.throttled > 0
+    assert adaptive.rate_limited == adaptive.throttled
+    assert adaptive.throttled * 10 < standard.throttled
+
+
 # --- (4) the setting over the admin API ----------------------------------------------------
 
 
