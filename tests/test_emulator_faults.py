@@ -243,7 +243,9 @@ async def test_the_admin_api_controls_an_emulator_over_http() -> None:
 
         counters = (await http.get("/_emulator/counters")).json()
         assert counters == {
-            "DescribeCluster": {"ok": 1, "throttled": 1, "error": 1, "dropped": 0, "total": 3}
+            "DescribeCluster": {
+                "ok": 1, "throttled": 1, "error": 1, "dropped": 0, "rate_limited": 0, "total": 3
+            }
         }
 
         moved = await http.post("/_emulator/clock", json={"advance": 90})

@@ -2,15 +2,19 @@
 
     GET  /_emulator/health        {"ok": true}
     GET  /_emulator/config        the configuration (JSON form of EmulatorConfig)
-    POST /_emulator/config        change some settings: {"faults": {"throttle": 0.3}, ...}
+    POST /_emulator/config        change some settings: {"faults": {"throttle": 0.3}, ...};
+                                  {"rate_limit": {"rate": 20, "burst": 10, "per_operation":
+                                  {"CreatePodIdentityAssociation": [5, 5]}}}, or null: off
     POST /_emulator/reset         forget everything; optional {"seed": 7}
     POST /_emulator/faults        script faults: {"operation": "DescribeUpdate",
                                   "fault": "server_error", "times": 2}
-    GET  /_emulator/counters      calls by operation and outcome
+    GET  /_emulator/counters      calls by operation and outcome (rate_limited: of the
+                                  throttled calls, those the rate limit refused)
     POST /_emulator/clock         {"advance": 60} or {"settle": true} (ManualClock only)
     POST /_emulator/credentials   accept another key: {"access_key_id": ..., ...}
     POST /_emulator/clusters      add an ACTIVE cluster: {"name": "prod", "region": ...}
-    GET  /_emulator/state         configuration, clock and scripted faults still waiting
+    GET  /_emulator/state         configuration, clock, scripted faults still waiting and
+                                  the rate limit's tokens by account/region/bucket now
 
 Its requests are neither signed, counted nor faulted. Bad input gets 400 with
 ``{"message": ...}``.
@@ -157,7 +161,10 @@ def _clusters(emulator: EKSEmulator, request: EmulatorRequest) -> Any:
 
 
 def _state(emulator: EKSEmulator, request: EmulatorRequest) -> Any:
-    return emulator._admin_state()
+    state = emulator._admin_state()
+    with emulator._lock:
+        state["rate_limit_tokens"] = emulator._faults.buckets.tokens(emulator.clock.monotonic())
+    return state
 
 
 _ROUTES: dict[tuple[str, str], Callable[[EKSEmulator, EmulatorRequest], Any]] = {

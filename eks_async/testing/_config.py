@@ -1,4 +1,4 @@
-"""The emulator's settings: delays, fault rates, seed, signature checks.
+"""The emulator's settings: delays, fault rates, rate limits, seed, signature checks.
 
 Everything here is a frozen attrs class, so a configuration can be shared, compared and
 changed only by making a new one (``attrs.evolve`` or ``EmulatorConfig.updated``). The JSON
@@ -191,17 +191,100 @@ def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> N
         raise ValueError(f"{attribute.name} must be positive")
 
 
+def _burst(value: Any) -> int:
+    number = _number(value)
+    if number != int(number):
+        raise ValueError("burst must be a whole number of calls")
+    if number < 1:
+        raise ValueError("burst must be at least 1")
+    return int(number)
+
+
+def _bucket_rate(value: Any) -> float:
+    rate = _number(value)
+    if not rate > 0:
+        raise ValueError("rate must be positive")
+    return rate
+
+
+def _per_operation(value: Any) -> dict[str, tuple[float, int]]:
+    if not isinstance(value, Mapping):
+        raise TypeError("per_operation maps operation names to (rate, burst) pairs")
+    out: dict[str, tuple[float, int]] = {}
+    for name, pair in value.items():
+        if name not in OPERATIONS:
+            raise ValueError(f"EKS has no operation named {name!r}")
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise ValueError(f"per_operation[{name!r}] must be a (rate, burst) pair")
+        try:
+            out[name] = (_bucket_rate(pair[0]), _burst(pair[1]))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"per_operation[{name!r}]: {exc}") from None
+    return out
+
+
+#: The key of the bucket an account and region's calls share (operations not named in
+#: ``per_operation``).
+SHARED_BUCKET = "*"
+
+
 @attrs.frozen(kw_only=True)
 class RateLimit:
-    """A token bucket per account and region: ``rate`` calls per second, ``burst`` at once.
+    """Throttling by rate: a token bucket per account and region, as a rate-limited EKS.
 
-    ``per_operation`` gives named operations buckets of their own, ``(rate, burst)`` each,
-    used instead of the shared one. An empty bucket answers HTTP 429 as EKS does.
+    Each bucket holds at most ``burst`` tokens and starts full; it gains ``rate`` tokens per
+    second of the emulator's clock (EKS time: a ``ManualClock`` moves it by hand). A call
+    takes one token; a call that finds its bucket empty is answered HTTP 429 with the
+    configured ``throttle_code`` and is not acted on. A refused call takes no token (as
+    real token-bucket limiters), so a client that keeps retrying does not starve itself.
+
+    ``per_operation`` gives the named operations buckets of their own, ``(rate, burst)``
+    each (again per account and region), used instead of the shared one. Changing the
+    setting starts every bucket again, full.
     """
 
-    rate: float = attrs.field(converter=_number, validator=_positive)
-    burst: int = 1
-    per_operation: Mapping[str, tuple[float, int]] = attrs.field(factory=dict, hash=False)
+    rate: float = attrs.field(converter=_bucket_rate)
+    burst: int = attrs.field(default=1, converter=_burst)
+    per_operation: Mapping[str, tuple[float, int]] = attrs.field(
+        factory=dict, converter=_per_operation, hash=False
+    )
+
+    def bucket_for(self, operation: str) -> tuple[str, float, int]:
+        """``(bucket key, rate, burst)`` for a call of ``operation``."""
+        own = self.per_operation.get(operation)
+        if own is not None:
+            return operation, own[0], own[1]
+        return SHARED_BUCKET, self.rate, self.burst
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "burst": self.burst,
+            "per_operation": {op: list(pair) for op, pair in self.per_operation.items()},
+        }
+
+
+def _to_rate_limit(value: Any) -> RateLimit | None:
+    """``RateLimit``, ``None`` (no limit) or its JSON form."""
+    if value is None or isinstance(value, RateLimit):
+        return value
+    return _rate_limit_from_json(value)
+
+
+def _rate_limit_from_json(data: Any, base: RateLimit | None = None) -> RateLimit | None:
+    """The JSON form onto ``base``: ``null`` turns the limit off; an object sets the fields
+    it names (``rate`` is needed when there is no limit yet; ``per_operation`` replaces the
+    whole table)."""
+    if data is None or isinstance(data, RateLimit):
+        return data
+    if base is None:
+        if not isinstance(data, Mapping):
+            raise TypeError("expected an object for RateLimit")
+        if "rate" not in data:
+            raise ValueError("a rate_limit needs a rate (calls per second)")
+        base = RateLimit(rate=data["rate"])
+    limit: RateLimit = _evolve(base, data)
+    return limit
 
 
 @attrs.frozen(kw_only=True)
@@ -231,8 +314,9 @@ class EmulatorConfig:
     #: Account and region of requests that carry no (checked) credential scope.
     default_account_id: str = DEFAULT_ACCOUNT_ID
     default_region: str = DEFAULT_REGION
-    #: Throttling by rate (``None``: no limit); separate from the random throttle fault.
-    rate_limit: RateLimit | None = None
+    #: Throttling by rate (``None``: no limit), answered with ``throttle_code``; separate
+    #: from the random throttle fault (``FaultRates.throttle``).
+    rate_limit: RateLimit | None = attrs.field(default=None, converter=_to_rate_limit)
 
     def rates_for(self, operation: str) -> FaultRates:
         return self.operation_faults.get(operation, self.faults)
@@ -252,13 +336,15 @@ class EmulatorConfig:
             "max_clock_skew": self.max_clock_skew,
             "default_account_id": self.default_account_id,
             "default_region": self.default_region,
+            "rate_limit": None if self.rate_limit is None else self.rate_limit.to_json(),
         }
 
     def updated(self, data: Mapping[str, Any]) -> EmulatorConfig:
         """A copy with the settings ``data`` (JSON form, any subset) gives; checks them.
 
-        ``delays`` and ``faults`` may name only some of their fields; ``operation_faults``
-        replaces the whole per-operation table. Raises ``ValueError``/``TypeError``.
+        ``delays``, ``faults`` and ``rate_limit`` may name only some of their fields;
+        ``operation_faults`` and ``rate_limit.per_operation`` replace the whole table;
+        ``"rate_limit": null`` turns the limit off. Raises ``ValueError``/``TypeError``.
         """
         known = {a.name for a in attrs.fields(EmulatorConfig)}
         unknown = sorted(set(data) - known)
@@ -279,6 +365,8 @@ class EmulatorConfig:
             changes["delays"] = _evolve(self.delays, changes["delays"])
         if "faults" in changes:
             changes["faults"] = _rates_from_json(changes["faults"], self.faults)
+        if "rate_limit" in changes:
+            changes["rate_limit"] = _rate_limit_from_json(changes["rate_limit"], self.rate_limit)
         return attrs.evolve(self, **changes)
 
 

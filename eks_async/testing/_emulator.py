@@ -60,6 +60,7 @@ logger = logging.getLogger("eks_async.testing")
 ADMIN_PREFIX: Final = "/_emulator/"
 UNKNOWN_OPERATION: Final = "UnknownOperation"
 _OUTCOMES: Final = ("ok", "throttled", "error", "dropped")
+_COUNTED: Final = (*_OUTCOMES, "rate_limited")
 _FAULT_ERRORS: Final = {
     Fault.SERVER_ERROR: ("ServerException", "An internal error occurred. Try again."),
     Fault.UNAVAILABLE: (
@@ -85,6 +86,8 @@ class CallCounts:
     throttled: int = 0
     error: int = 0
     dropped: int = 0
+    #: Of the ``throttled`` calls, those refused by the rate limit (``rate_limit``).
+    rate_limited: int = 0
 
     @property
     def total(self) -> int:
@@ -102,7 +105,7 @@ class Exchange:
     query: str
     #: ``ok``, ``throttled``, ``error`` or ``dropped``.
     outcome: str
-    #: The injected fault, if any.
+    #: The injected fault, if any (none for a call the rate limit throttled).
     fault: Fault | None
     #: The answer; for a dropped call, the one that was never sent (or none, if dropped
     #: before the emulator acted: then status 0 and an empty body).
@@ -532,6 +535,14 @@ class EKSEmulator:
             return self._finish(op_name, request, error_response(error, request_id), "error")
         route, labels = matched
 
+        with self._lock:  # the rate limit first: a refused call is not acted on
+            admitted = self._faults.buckets.admit(
+                self._config.rate_limit, account_id, region, op_name, self._clock.monotonic()
+            )
+            throttle_code = self._config.throttle_code
+        if not admitted:
+            error = WireError(throttle_code, _THROTTLE_MESSAGES[throttle_code])
+            return self._finish(op_name, request, error_response(error, request_id), "throttled")
         with self._lock:
             decision = self._faults.decide(op_name, self._config.rates_for(op_name))
             throttle_code = self._config.throttle_code
@@ -603,8 +614,10 @@ class EKSEmulator:
             date = email.utils.formatdate(self._signature_clock(), usegmt=True)
             response = attrs.evolve(response, headers=(*response.headers, ("Date", date)))
         with self._lock:
-            counts = self._counts.setdefault(op_name, dict.fromkeys(_OUTCOMES, 0))
+            counts = self._counts.setdefault(op_name, dict.fromkeys(_COUNTED, 0))
             counts[outcome] += 1
+            if outcome == "throttled" and fault is None:  # by the rate limit
+                counts["rate_limited"] += 1
             listeners = list(self._listeners)
         if listeners:
             exchange = Exchange(

@@ -1,7 +1,8 @@
-"""Deciding, per call, what goes wrong: scripted faults first, then seeded chance.
+"""Deciding, per call, what goes wrong: the rate limit, scripted faults, seeded chance.
 
 All draws come from one ``random.Random`` seeded from the emulator's seed, so the same
-calls in the same order meet the same faults on every run.
+calls in the same order meet the same faults on every run. The rate limit's token buckets
+(``RateBuckets``) draw nothing: they only read the emulator's clock.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Final
 import attrs
 
 from .._generated.operations import OPERATIONS
-from ._config import Fault, FaultRates
+from ._config import Fault, FaultRates, RateLimit
 from ._service import FailUpdate
 
-__all__ = ["Decision", "FaultPlanner", "ScriptedFault"]
+__all__ = ["Decision", "FaultPlanner", "RateBuckets", "ScriptedFault"]
 
 #: Operations that start a cluster Update (the only ones ``FAIL_UPDATE`` applies to).
 UPDATE_OPERATIONS: Final = frozenset(
@@ -30,6 +31,9 @@ _OUTCOMES: Final = (
     Fault.DROP_AFTER,
 )
 ANY_OPERATION: Final = "*"
+#: Float slack when counting tokens, so ``rate * t`` tokens let exactly ``floor(rate * t)``
+#: calls through although ``0.1 + 0.2 < 0.3`` and the like.
+_TOKEN_SLACK: Final = 1e-9
 
 
 @attrs.frozen(kw_only=True)
@@ -54,8 +58,68 @@ class Decision:
     fail_update: FailUpdate | None = None
 
 
+@attrs.define
+class _Bucket:
+    tokens: float
+    #: The clock's ``monotonic()`` when ``tokens`` was last brought up to date.
+    last: float
+
+
+class RateBuckets:
+    """The token buckets of a ``RateLimit``, per account, region and bucket (not thread-safe).
+
+    A bucket is made full on the first call that needs it, which is the same as full from
+    the start. ``admit`` tops it up by ``rate`` tokens per EKS second since it last looked
+    (never above ``burst``), then lets the call through if a whole token is there, taking
+    it. A refused call takes nothing. A ``RateLimit`` other than the last one seen (a new
+    setting) starts every bucket again, full; ``None`` forgets them.
+    """
+
+    def __init__(self) -> None:
+        self._limit: RateLimit | None = None
+        self._buckets: dict[tuple[str, str, str], _Bucket] = {}
+
+    def clear(self) -> None:
+        self._buckets.clear()
+
+    def admit(
+        self, limit: RateLimit | None, account_id: str, region: str, operation: str, now: float
+    ) -> bool:
+        """Whether a call of ``operation`` at ``now`` (EKS seconds) is within the limit."""
+        if limit != self._limit:
+            self._limit = limit
+            self._buckets.clear()
+        if limit is None:
+            return True
+        key, rate, burst = limit.bucket_for(operation)
+        bucket = self._buckets.get((account_id, region, key))
+        if bucket is None:
+            bucket = self._buckets[account_id, region, key] = _Bucket(tokens=float(burst), last=now)
+        elif now > bucket.last:
+            bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.last) * rate)
+            bucket.last = now
+        if bucket.tokens < 1.0 - _TOKEN_SLACK:
+            return False
+        bucket.tokens = max(0.0, bucket.tokens - 1.0)
+        return True
+
+    def tokens(self, now: float) -> dict[str, float]:
+        """Tokens in each bucket used so far at ``now``, keyed ``account/region/bucket``
+        (``*``: the shared one)."""
+        if self._limit is None:
+            return {}
+        out: dict[str, float] = {}
+        for key, bucket in sorted(self._buckets.items()):
+            _, rate, burst = self._limit.bucket_for(key[2])
+            out["/".join(key)] = min(
+                float(burst), bucket.tokens + max(0.0, now - bucket.last) * rate
+            )
+        return out
+
+
 class FaultPlanner:
-    """Scripted faults per operation and the seeded draws for fault rates (not thread-safe)."""
+    """Scripted faults per operation, the seeded draws for fault rates and the rate limit's
+    buckets (not thread-safe)."""
 
     def __init__(self, seed: int) -> None:
         self.reset(seed)
@@ -64,6 +128,8 @@ class FaultPlanner:
         self._rng = random.Random(f"{seed}/faults")
         self._scripted: dict[str, deque[ScriptedFault]] = {}
         self._updates: dict[str, deque[ScriptedFault]] = {}
+        #: The rate limit's buckets (full again after a reset).
+        self.buckets = RateBuckets()
 
     def reseed(self, seed: int) -> None:
         self._rng = random.Random(f"{seed}/faults")
