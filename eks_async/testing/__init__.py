@@ -54,6 +54,7 @@ from ._config import (
     EmulatorConfig,
     Fault,
     FaultRates,
+    RateLimit,
 )
 from ._emulator import ADMIN_PREFIX, CallCounts, EKSEmulator, Exchange
 from ._kube_auth import KubernetesIdentity, TokenReview
@@ -89,6 +90,7 @@ __all__ = [
     "FaultRates",
     "KubernetesIdentity",
     "ManualClock",
+    "RateLimit",
     "ScaledClock",
     "TokenReview",
     "run_emulator_server",
