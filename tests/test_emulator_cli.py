@@ -9,6 +9,7 @@ from pathlib import Path
 
 import boto3
 import httpx
+import pytest
 
 from eks_async.testing import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
 from eks_async.testing.__main__ import main
@@ -69,5 +70,13 @@ def test_the_module_serves_until_told_to_stop() -> None:
             process.wait()
 
 
-def test_bad_arguments_are_reported() -> None:
-    assert main(["--time-scale", "0"]) == 2
+def test_bad_arguments_are_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--time-scale", "0"], ["--throttle-rate", "1.5"], ["--rate-limit", "10/0"],
+                 ["--rate-limit", "fast"], ["--latency", "5:1"]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2, argv
+        assert argv[0] in capsys.readouterr().err
+    # Each rate fine alone, together more than 1: the configuration refuses them.
+    assert main(["--throttle-rate", "0.6", "--unavailable-rate", "0.6"]) == 2
+    assert "add up to more than 1" in capsys.readouterr().err
