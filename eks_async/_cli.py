@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -18,6 +19,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
 from ._client import EKSClient
+from ._emulator_cli import add_arguments as add_emulator_arguments
 from ._exceptions import EKSAsyncError, ParamValidationError, ServiceError
 from ._generated.operations import OPERATIONS
 from ._waiters.engine import WaiterError, WaitProgress, to_model_form
@@ -25,6 +27,7 @@ from ._waiters.engine import WaiterError, WaitProgress, to_model_form
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader that went away
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -345,7 +348,7 @@ async def _token(args: argparse.Namespace) -> None:
 
 
 async def _kubeconfig(args: argparse.Namespace) -> None:
-    from ._kubeconfig import default_path, merge_cluster
+    from ._kubeconfig import default_path, exec_command, merge_cluster
 
     async with _client(args) as eks:
         described = await eks.describe_cluster(name=args.cluster_name)
@@ -362,7 +365,9 @@ async def _kubeconfig(args: argparse.Namespace) -> None:
     if args.endpoint_url:
         global_args += ["--endpoint-url", args.endpoint_url]
     path = args.kubeconfig or default_path()
-    command, *prefix = shlex.split(args.exec_command)
+    command, *prefix = (
+        shlex.split(args.exec_command) if args.exec_command else exec_command()
+    )
     name = merge_cluster(
         path,
         arn=cluster.arn,
@@ -373,15 +378,6 @@ async def _kubeconfig(args: argparse.Namespace) -> None:
         args=[*prefix, *global_args, *token_args],
     )
     sys.stdout.write(f"Updated context {name} in {path}\n")
-
-
-async def _emulator(args: argparse.Namespace) -> None:
-    from .testing import EKSEmulator
-
-    emulator = EKSEmulator(verify_signatures=not args.no_verify)
-    async with emulator.serve(host=args.host, port=args.port) as url:
-        print(url, flush=True)
-        await asyncio.Event().wait()
 
 
 # --- the parser -----------------------------------------------------------------------------
@@ -460,10 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("operation", metavar="OPERATION", help="e.g. DescribeCluster")
     call.add_argument("params", metavar="PARAMS", nargs="?", help='e.g. \'{"name": "prod"}\'')
 
-    emu = sub.add_parser("emulator", help="serve the local EKS emulator over HTTP")
-    emu.add_argument("--host", default="127.0.0.1")
-    emu.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    emu.add_argument("--no-verify", action="store_true", help="accept unsigned requests")
+    emu = sub.add_parser(
+        "emulator",
+        help="serve the local EKS emulator over HTTP (also: python -m eks_async.testing)",
+        description="Serve a local EKS emulator over HTTP until interrupted; the first line "
+        "on stdout is its URL, how to reach it follows on stderr.",
+    )
+    add_emulator_arguments(emu)
 
     tok = sub.add_parser("token", help="print an ExecCredential with a cluster token (kubectl)")
     which = tok.add_mutually_exclusive_group(required=True)
@@ -477,7 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
     kube.add_argument("--kubeconfig", help="file to update (default: $KUBECONFIG or ~/.kube/config)")
     kube.add_argument("--alias", help="context name (default: the cluster ARN)")
     kube.add_argument("--role-arn", help="the token command assumes this role")
-    kube.add_argument("--exec-command", default="eks-async", help="command kubectl runs (may include arguments, e.g. 'python -m eks_async')")
+    kube.add_argument(
+        "--exec-command",
+        default=None,
+        help="command kubectl runs, may include arguments, e.g. 'python -m eks_async' "
+        "(default: eks-async if PATH finds this program, else its absolute path)",
+    )
 
     demo = sub.add_parser("demo", help="run the identity workflow against an embedded emulator")
     demo.add_argument("--fast", action="store_true", help="scale EKS's delays down further")
@@ -493,7 +497,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]] =
     "idp": _idp,
     "update": _update,
     "call": _call,
-    "emulator": _emulator,
     "token": _token,
     "kubeconfig": _kubeconfig,
 }
@@ -510,10 +513,25 @@ def _report(error: BaseException) -> None:
         sys.stderr.write(f"error: {error}\n")
 
 
+def _quiet_stdout() -> None:
+    """Point a closed pipe's stdout at /dev/null, so exiting flushes nothing into it."""
+    real = sys.__stdout__
+    if real is None or sys.stdout is not real:
+        return  # someone else's stream (a test capturing it): leave it alone
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, real.fileno())
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "emulator":
+        from ._emulator_cli import run
+
+        return run(args, parser)
     if args.command == "demo":
         from ._demo import run_demo
 
@@ -522,9 +540,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = COMMANDS[args.command]
     try:
         asyncio.run(command(args))
+        sys.stdout.flush()  # here, not at exit: a closed pipe is reported below
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whoever read stdout has stopped (`eks-async token ... | head -c 10`): end quietly,
+        # with the status a process killed by SIGPIPE has, as shell pipelines expect.
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except ParamValidationError as error:
         sys.stderr.write(f"eks-async: error: {error}\n")
         return EXIT_USAGE

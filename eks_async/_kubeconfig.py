@@ -2,11 +2,18 @@
 
 The entry's user runs ``eks-async token`` as kubectl's exec plugin. Every other entry of
 the file is kept as it was; the file is written with mode 0600.
+
+kubectl runs that command from whatever shell it was started in, where the virtual
+environment that installed ``eks-async`` is usually not activated; so the entry names
+``eks-async`` bare only when ``PATH`` finds this very program, and its absolute path
+otherwise (``exec_command``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +27,47 @@ def default_path() -> Path:
     if env:
         return Path(env.split(os.pathsep)[0]).expanduser()
     return Path.home() / ".kube" / "config"
+
+
+PROGRAM = "eks-async"
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _script() -> str | None:
+    """The ``eks-async`` script running now, else the one installed next to Python."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name in (PROGRAM, PROGRAM + ".exe") and os.path.isfile(argv0):
+        # Not resolved: a virtual environment's scripts may be links out of it.
+        return os.path.abspath(argv0)
+    folder = Path(sys.executable).parent if sys.executable else None
+    if folder is not None:
+        for name in (PROGRAM, PROGRAM + ".exe"):
+            candidate = folder / name
+            if candidate.is_file():
+                return str(candidate)
+    return None
+
+
+def exec_command(path: str | None = None) -> list[str]:
+    """The command (and its first arguments) kubectl should run for ``eks-async token``.
+
+    ``eks-async`` when ``PATH`` (``path``, default ``$PATH``) finds the program running
+    now; its absolute path when it does not; ``<python> -m eks_async`` when no script is
+    installed at all.
+    """
+    script = _script()
+    if script is None:
+        return [sys.executable or "python3", "-m", "eks_async"]
+    found = shutil.which(PROGRAM, path=path)
+    if found is not None and _same_file(found, script):
+        return [PROGRAM]
+    return [script]
 
 
 def _upsert(entries: list[dict[str, Any]], name: str, key: str, value: dict[str, Any]) -> None:

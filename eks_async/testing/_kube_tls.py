@@ -31,8 +31,9 @@ def _crypto() -> Any:
         from cryptography import x509
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "the emulator's Kubernetes endpoint needs the 'cryptography' package for its test "
-            "CA: pip install cryptography (it is in eks-async's 'test' extra)"
+            "the emulator's Kubernetes endpoints need the 'cryptography' package for their "
+            'test CA: pip install "eks-async[emulator]"',
+            name=exc.name,
         ) from exc
     return x509
 
