@@ -131,11 +131,18 @@ async def served() -> AsyncIterator[Served]:
 async def test_describe_cluster_points_at_the_https_endpoint_while_served() -> None:
     emulator = EKSEmulator()
     emulator.add_cluster("prod")
+    emulator.add_cluster("dev")
     async with emulator.serve() as url, emulator.client(endpoint_url=url, transport=None) as eks:
         served = (await eks.describe_cluster(name="prod")).cluster
+        other = (await eks.describe_cluster(name="dev")).cluster
+        endpoints = emulator.kubernetes_endpoints()
     assert served is not None and served.endpoint and served.certificate_authority
+    assert other is not None and other.endpoint
     assert served.endpoint.startswith("https://127.0.0.1:")
-    assert "/k8s/" in served.endpoint
+    assert served.endpoint.count("/") == 2  # no path, as EKS: kubectl drops one
+    assert other.endpoint != served.endpoint  # a port per cluster
+    assert endpoints == {"prod": served.endpoint, "dev": other.endpoint}
+    assert emulator.kubernetes_endpoints() == {}  # nothing served any more
     ca = base64.b64decode(served.certificate_authority.data or "").decode()
     assert ca == emulator.kubernetes_ca_pem and ca.startswith("-----BEGIN CERTIFICATE-----")
     async with emulator.client() as eks:  # in-process, nothing served any more

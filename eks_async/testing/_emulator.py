@@ -67,7 +67,7 @@ _FAULT_ERRORS: Final = {
         "The service is unavailable. Try again later.",
     ),
 }
-#: Where each cluster's Kubernetes API lives on the HTTPS listener: ``/k8s/<endpoint id>``.
+#: In-process, a cluster's Kubernetes API is at ``/k8s/<endpoint id>`` (``handle_kubernetes``).
 _KUBE_PATH: Final = re.compile(r"/k8s/([0-9A-Za-z]{1,64})(/[^?#]*)?")
 _BEARER: Final = re.compile(r"bearer", re.IGNORECASE)
 _KEPT_REVIEWS: Final = 1000
@@ -154,7 +154,7 @@ class EKSEmulator:
         self.max_token_age = max_token_age
         self._arns: dict[str, str] = {}
         self._ca: CertificateAuthority | None = None
-        self._kube_urls: list[str] = []
+        self._kube_binders: list[Callable[[str], str]] = []
         self._reviews: collections.deque[TokenReview] = collections.deque(maxlen=_KEPT_REVIEWS)
 
     def __repr__(self) -> str:
@@ -384,22 +384,42 @@ class EKSEmulator:
                 self._ca = CertificateAuthority()
             return self._ca
 
-    def _kube_serving(self, base_url: str, *, serving: bool) -> None:
-        """Note a Kubernetes listener starting or stopping at ``base_url``.
+    def _kube_serving(self, binder: Callable[[str], str], *, serving: bool) -> None:
+        """Note a server's Kubernetes listeners starting or stopping.
 
-        DescribeCluster points endpoints at the latest listener still running (at fake
-        ``*.eks.amazonaws.com`` hosts when none is).
+        ``binder`` gives the base URL (no path) of a cluster's listener from its endpoint
+        id, opening the listener on first use. DescribeCluster points endpoints at the
+        latest server still running (at fake ``*.eks.amazonaws.com`` hosts when none is).
         """
         with self._lock:
             if serving:
-                self._kube_urls.append(base_url)
-            elif base_url in self._kube_urls:
-                self._kube_urls.remove(base_url)
-            if not self._kube_urls:
+                self._kube_binders.append(binder)
+            elif binder in self._kube_binders:
+                self._kube_binders.remove(binder)
+            if not self._kube_binders:
                 self._service.kube_endpoint = None
                 return
             ca = base64.b64encode(self._certificate_authority().pem).decode("ascii")
-            self._service.kube_endpoint = (self._kube_urls[-1], ca)
+            latest = self._kube_binders[-1]
+            self._service.kube_endpoint = lambda endpoint_id: (latest(endpoint_id), ca)
+
+    def kubernetes_endpoints(self) -> dict[str, str]:
+        """Each live cluster's Kubernetes endpoint (``https://127.0.0.1:PORT``) by name.
+
+        Empty unless the emulator is served (``serve``, ``run_emulator_server``): each
+        cluster then has a port of its own, opened on first use. Clusters of the same name
+        in other regions or accounts: the last one listed wins.
+        """
+        with self._lock:
+            if not self._kube_binders:
+                return {}
+            binder = self._kube_binders[-1]
+            now = self._clock.monotonic()
+            return {
+                cluster.name: binder(cluster.endpoint_id)
+                for cluster in self._service.live_clusters(now)
+                if cluster.endpoint_id
+            }
 
     def review_token(
         self,
@@ -453,8 +473,14 @@ class EKSEmulator:
         with self._lock:
             return list(self._reviews)
 
-    def handle_kubernetes(self, request: EmulatorRequest) -> EmulatorResponse:
-        """Answer one request to a cluster's Kubernetes API (path ``/k8s/<id>/...``)."""
+    def handle_kubernetes(
+        self, request: EmulatorRequest, *, endpoint_id: str | None = None
+    ) -> EmulatorResponse:
+        """Answer one request to a cluster's Kubernetes API.
+
+        With ``endpoint_id`` (as a cluster's own listener passes it) the path is the API's
+        own (``/api/v1/...``); without it, the path is ``/k8s/<endpoint id>/...``.
+        """
         from ._kube_api import KubeState, status_body
 
         def answer(status: int, body: Any) -> EmulatorResponse:
@@ -468,10 +494,13 @@ class EKSEmulator:
             )
 
         not_found = status_body(404, "the server could not find the requested resource")
-        matched = _KUBE_PATH.fullmatch(request.path)
-        if matched is None:
-            return answer(404, not_found)
-        endpoint_id, rest = matched.group(1), matched.group(2) or "/"
+        if endpoint_id is None:
+            matched = _KUBE_PATH.fullmatch(request.path)
+            if matched is None:
+                return answer(404, not_found)
+            endpoint_id, rest = matched.group(1), matched.group(2) or "/"
+        else:
+            rest = request.path or "/"
         with self._lock:
             found = self._service.cluster_by_endpoint_id(endpoint_id, self._clock.monotonic())
             if found is not None and found[2].status(self._clock.monotonic()) != "ACTIVE":
