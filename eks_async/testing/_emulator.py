@@ -14,7 +14,6 @@ import base64
 import collections
 import contextlib
 import email.utils
-import json
 import logging
 import random
 import re
@@ -70,6 +69,12 @@ _FAULT_ERRORS: Final = {
 #: In-process, a cluster's Kubernetes API is at ``/k8s/<endpoint id>`` (``handle_kubernetes``).
 _KUBE_PATH: Final = re.compile(r"/k8s/([0-9A-Za-z]{1,64})(/[^?#]*)?")
 _BEARER: Final = re.compile(r"bearer", re.IGNORECASE)
+#: The Content-Type of JSON answers that are not plain objects (``{version}``: theirs).
+_KUBE_MEDIA: Final = {
+    "Table": "application/json;as=Table;v={version};g=meta.k8s.io",
+    "APIGroupDiscoveryList": "application/json;g=apidiscovery.k8s.io;v={version};"
+    "as=APIGroupDiscoveryList",
+}
 _KEPT_REVIEWS: Final = 1000
 _THROTTLE_MESSAGES: Final = {
     "ThrottlingException": "Rate exceeded",
@@ -479,18 +484,31 @@ class EKSEmulator:
         """Answer one request to a cluster's Kubernetes API.
 
         With ``endpoint_id`` (as a cluster's own listener passes it) the path is the API's
-        own (``/api/v1/...``); without it, the path is ``/k8s/<endpoint id>/...``.
+        own (``/api/v1/...``); without it, the path is ``/k8s/<endpoint id>/...``. Bodies
+        and answers are JSON or Kubernetes' protobuf, as ``Content-Type`` and ``Accept``
+        say (``_kube_wire``).
         """
         from ._kube_api import KubeState, status_body
+        from ._kube_wire import JSON, NotAcceptable, UnsupportedBody, decode_body, negotiate
 
-        def answer(status: int, body: Any) -> EmulatorResponse:
+        try:
+            negotiated = negotiate(request.header("accept"))
+            encodings = negotiated.encodings
+        except NotAcceptable:
+            negotiated = None
+            encodings = ("json",)
+
+        def answer(status: int, body: dict[str, Any]) -> EmulatorResponse:
+            from ._kube_wire import encode
+
+            media = _KUBE_MEDIA.get(str(body.get("kind")), JSON).format(
+                version=str(body.get("apiVersion", "")).rpartition("/")[2]
+            )
+            content_type, data = encode(body, encodings, media=media)
             return EmulatorResponse(
                 status=status,
-                headers=(
-                    ("Content-Type", "application/json"),
-                    ("Cache-Control", "no-cache, private"),
-                ),
-                body=json.dumps(body).encode(),
+                headers=(("Content-Type", content_type), ("Cache-Control", "no-cache, private")),
+                body=data,
             )
 
         not_found = status_body(404, "the server could not find the requested resource")
@@ -517,6 +535,21 @@ class EKSEmulator:
         review = self.review_token(token, cluster.name, region=region)
         if not review.authenticated or review.identity is None:
             return answer(401, unauthorized)
+        if negotiated is None:
+            accept = (request.header("accept") or "")[:200]
+            return answer(
+                406,
+                status_body(
+                    406,
+                    f"only the following media types are accepted: "
+                    f"application/json, "
+                    f"application/vnd.kubernetes.protobuf (not {accept})",
+                ),
+            )
+        try:
+            body = decode_body(request.body, request.header("content-type"))
+        except UnsupportedBody as exc:
+            return answer(exc.code, status_body(exc.code, str(exc)))
 
         with self._lock:
             if cluster.kube is None:
@@ -524,17 +557,20 @@ class EKSEmulator:
                     seed=f"{self._config.seed}/kube/{endpoint_id}",
                     created=cluster.created_at,
                     version=str(cluster.static.get("version", "1.33")),
+                    issuer=cluster.issuer,
                 )
-            status, body = cluster.kube.handle(
+            status, out = cluster.kube.handle(
                 request.method,
                 rest,
                 request.query,
-                request.body,
-                request.header("content-type"),
+                body,
+                JSON,
                 review.identity,
                 self._clock.time(),
+                table=negotiated.table,
+                discovery=negotiated.discovery,
             )
-        return answer(status, body)
+        return answer(status, out)
 
     # --- one request -----------------------------------------------------------------------
 
