@@ -92,8 +92,17 @@ def generate(source: Path, out: Path) -> list[Path]:
             path.write_text(text, encoding="utf-8")
             written.append(path)
     init = out / "__init__.py"
+    origin = "/".join(source.resolve().parts[-3:])
+    extra = (
+        ""
+        if has_review
+        else f", with SelfSubjectReview from codegen/kube_protos/{SELF_SUBJECT_REVIEW}"
+    )
     init.write_text(
-        HEADER + '"""Kubernetes\' protobuf messages, for the emulator\'s Kubernetes API."""\n',
+        HEADER
+        + '"""Kubernetes\' protobuf messages, for the emulator\'s Kubernetes API.\n\n'
+        + f"Compiled from {origin}{extra}.\n"
+        + '"""\n',
         encoding="utf-8",
     )
     return [init, *written]

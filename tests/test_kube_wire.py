@@ -472,3 +472,19 @@ def test_protobuf_is_not_imported_with_the_package() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_generated_modules_say_so_and_hold_the_messages_served() -> None:
+    from pathlib import Path
+
+    from codegen.kube_protos import HEADER
+    from eks_async.testing._kube_wire import _MESSAGES, _message_class
+
+    folder = Path(__file__).resolve().parents[1] / "eks_async" / "testing" / "_kube_proto"
+    modules = sorted(folder.glob("*.py"))
+    assert len(modules) == 10
+    for path in modules:
+        assert path.read_text(encoding="utf-8").startswith(HEADER), path.name
+    for api_version, kind in _MESSAGES:
+        cls = _message_class(api_version, kind)
+        assert cls is not None and cls().DESCRIPTOR.name == kind
