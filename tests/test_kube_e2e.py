@@ -151,6 +151,26 @@ async def test_describe_cluster_points_at_the_https_endpoint_while_served() -> N
     assert later.endpoint.endswith(f".gr7.{REGION}.eks.amazonaws.com")
 
 
+async def test_each_clusters_port_serves_that_cluster_alone(served: Served) -> None:
+    staging = (await served.eks.describe_cluster(name="staging")).cluster
+    assert staging is not None and staging.endpoint and staging.endpoint != served.endpoint
+    token = (await served.eks.get_token(cluster_name="staging")).token
+    body = {"metadata": {"name": "only-on-staging"}}
+    async with httpx.AsyncClient(verify=_tls(served.ca_pem)) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        path = "/api/v1/namespaces/default/serviceaccounts"
+        created = await http.post(staging.endpoint + path, json=body, headers=headers)
+        assert created.status_code == 201
+        listed = await http.get(staging.endpoint + path, headers=headers)
+        # staging's token names staging: prod's port refuses it, as EKS would.
+        refused = await http.get(served.endpoint + path, headers=headers)
+    assert [i["metadata"]["name"] for i in listed.json()["items"]] == ["default", "only-on-staging"]
+    assert refused.status_code == 401
+    prod_token = (await served.eks.get_token(cluster_name="prod")).token
+    on_prod = await served.get(prod_token, "/api/v1/namespaces/default/serviceaccounts")
+    assert [i["metadata"]["name"] for i in on_prod.json()["items"]] == ["default"]
+
+
 async def test_eks_async_token_is_accepted_and_maps_to_the_callers_arn(served: Served) -> None:
     token = (await served.eks.get_token(cluster_name="prod")).token
     response = await served.get(token)

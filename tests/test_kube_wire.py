@@ -488,3 +488,17 @@ def test_the_generated_modules_say_so_and_hold_the_messages_served() -> None:
     for api_version, kind in _MESSAGES:
         cls = _message_class(api_version, kind)
         assert cls is not None and cls().DESCRIPTOR.name == kind
+
+
+async def test_without_protobuf_bodies_are_refused_and_answers_are_json(
+    kube: Kube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sa = to_protobuf({"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "a"}})
+    assert sa is not None
+    monkeypatch.setattr("eks_async.testing._kube_wire.protobuf_available", lambda: False)
+    path = "/api/v1/namespaces/default/serviceaccounts"
+    refused = kube("POST", path, accept=PROTOBUF_ACCEPT, content_type=PROTOBUF, body=sa)
+    assert refused.status == 415
+    assert '"protobuf" package' in _status(_json(refused), 415, "UnsupportedMediaType")
+    listed = kube("GET", path, accept=PROTOBUF_ACCEPT)
+    assert listed.status == 200 and _json(listed)["kind"] == "ServiceAccountList"
