@@ -375,7 +375,9 @@ def _set_message(message: Message, value: Any) -> None:
         if message.DESCRIPTOR.name == "MicroTime" or nanos:
             setattr(message, "nanos", nanos)  # noqa: B010
     elif special == "list":
-        getattr(message, "items").extend(str(v) for v in value)  # noqa: B009
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UnsupportedBody(400, "extra values must be lists of strings")
+        getattr(message, "items").extend(value)  # noqa: B009
     elif special == "raw_json":
         name = "Raw" if message.DESCRIPTOR.name == "FieldsV1" else "raw"
         setattr(message, name, json.dumps(value).encode())
