@@ -131,17 +131,44 @@ async def served() -> AsyncIterator[Served]:
 async def test_describe_cluster_points_at_the_https_endpoint_while_served() -> None:
     emulator = EKSEmulator()
     emulator.add_cluster("prod")
+    emulator.add_cluster("dev")
     async with emulator.serve() as url, emulator.client(endpoint_url=url, transport=None) as eks:
         served = (await eks.describe_cluster(name="prod")).cluster
+        other = (await eks.describe_cluster(name="dev")).cluster
+        endpoints = emulator.kubernetes_endpoints()
     assert served is not None and served.endpoint and served.certificate_authority
+    assert other is not None and other.endpoint
     assert served.endpoint.startswith("https://127.0.0.1:")
-    assert "/k8s/" in served.endpoint
+    assert served.endpoint.count("/") == 2  # no path, as EKS: kubectl drops one
+    assert other.endpoint != served.endpoint  # a port per cluster
+    assert endpoints == {"prod": served.endpoint, "dev": other.endpoint}
+    assert emulator.kubernetes_endpoints() == {}  # nothing served any more
     ca = base64.b64decode(served.certificate_authority.data or "").decode()
     assert ca == emulator.kubernetes_ca_pem and ca.startswith("-----BEGIN CERTIFICATE-----")
     async with emulator.client() as eks:  # in-process, nothing served any more
         later = (await eks.describe_cluster(name="prod")).cluster
     assert later is not None and later.endpoint
     assert later.endpoint.endswith(f".gr7.{REGION}.eks.amazonaws.com")
+
+
+async def test_each_clusters_port_serves_that_cluster_alone(served: Served) -> None:
+    staging = (await served.eks.describe_cluster(name="staging")).cluster
+    assert staging is not None and staging.endpoint and staging.endpoint != served.endpoint
+    token = (await served.eks.get_token(cluster_name="staging")).token
+    body = {"metadata": {"name": "only-on-staging"}}
+    async with httpx.AsyncClient(verify=_tls(served.ca_pem)) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        path = "/api/v1/namespaces/default/serviceaccounts"
+        created = await http.post(staging.endpoint + path, json=body, headers=headers)
+        assert created.status_code == 201
+        listed = await http.get(staging.endpoint + path, headers=headers)
+        # staging's token names staging: prod's port refuses it, as EKS would.
+        refused = await http.get(served.endpoint + path, headers=headers)
+    assert [i["metadata"]["name"] for i in listed.json()["items"]] == ["default", "only-on-staging"]
+    assert refused.status_code == 401
+    prod_token = (await served.eks.get_token(cluster_name="prod")).token
+    on_prod = await served.get(prod_token, "/api/v1/namespaces/default/serviceaccounts")
+    assert [i["metadata"]["name"] for i in on_prod.json()["items"]] == ["default"]
 
 
 async def test_eks_async_token_is_accepted_and_maps_to_the_callers_arn(served: Served) -> None:

@@ -22,10 +22,13 @@ Over HTTP, for any client (aiobotocore, boto3, the AWS CLI)::
 Requests must be signed with ``TEST_ACCESS_KEY_ID`` / ``TEST_SECRET_ACCESS_KEY`` (or keys
 added with ``register_credentials``) unless ``verify_signatures=False``. Operations the
 emulator does not implement answer ``InvalidRequestException`` naming the operation.
-While served, each cluster's Kubernetes API is served too, over HTTPS with a CA the emulator
+While served, each cluster's Kubernetes API is served too, over HTTPS on a port of its own
+(``https://127.0.0.1:PORT``, no path; ``kubernetes_endpoints()``) with a CA the emulator
 makes (``kubernetes_ca_pem``): DescribeCluster's ``endpoint`` and ``certificateAuthority``
 point there, so kubectl, kubernetes_asyncio or ``eks_async.kubernetes`` reach it as they
-would EKS. It knows namespaces and service accounts, and checks bearer tokens the way EKS's
+would EKS. It knows namespaces, service accounts, TokenRequest, SelfSubjectReview and
+SelfSubjectAccessReview, with discovery and ``kubectl get``'s tables, in JSON or
+Kubernetes' protobuf (the ``protobuf`` package), and checks bearer tokens the way EKS's
 authenticator does (``review_token``, ``token_reviews``; ``max_token_age`` and
 ``token_clock`` to make tokens expire sooner); a refused token gets 401.
 For pytest, add ``pytest_plugins = ["eks_async.testing.pytest_plugin"]`` to a conftest.py:

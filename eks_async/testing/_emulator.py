@@ -14,7 +14,6 @@ import base64
 import collections
 import contextlib
 import email.utils
-import json
 import logging
 import random
 import re
@@ -68,9 +67,15 @@ _FAULT_ERRORS: Final = {
         "The service is unavailable. Try again later.",
     ),
 }
-#: Where each cluster's Kubernetes API lives on the HTTPS listener: ``/k8s/<endpoint id>``.
+#: In-process, a cluster's Kubernetes API is at ``/k8s/<endpoint id>`` (``handle_kubernetes``).
 _KUBE_PATH: Final = re.compile(r"/k8s/([0-9A-Za-z]{1,64})(/[^?#]*)?")
 _BEARER: Final = re.compile(r"bearer", re.IGNORECASE)
+#: The Content-Type of JSON answers that are not plain objects (``{version}``: theirs).
+_KUBE_MEDIA: Final = {
+    "Table": "application/json;as=Table;v={version};g=meta.k8s.io",
+    "APIGroupDiscoveryList": "application/json;g=apidiscovery.k8s.io;v={version};"
+    "as=APIGroupDiscoveryList",
+}
 _KEPT_REVIEWS: Final = 1000
 _THROTTLE_MESSAGES: Final = {
     "ThrottlingException": "Rate exceeded",
@@ -157,7 +162,7 @@ class EKSEmulator:
         self.max_token_age = max_token_age
         self._arns: dict[str, str] = {}
         self._ca: CertificateAuthority | None = None
-        self._kube_urls: list[str] = []
+        self._kube_binders: list[Callable[[str], str]] = []
         self._reviews: collections.deque[TokenReview] = collections.deque(maxlen=_KEPT_REVIEWS)
 
     def __repr__(self) -> str:
@@ -387,22 +392,42 @@ class EKSEmulator:
                 self._ca = CertificateAuthority()
             return self._ca
 
-    def _kube_serving(self, base_url: str, *, serving: bool) -> None:
-        """Note a Kubernetes listener starting or stopping at ``base_url``.
+    def _kube_serving(self, binder: Callable[[str], str], *, serving: bool) -> None:
+        """Note a server's Kubernetes listeners starting or stopping.
 
-        DescribeCluster points endpoints at the latest listener still running (at fake
-        ``*.eks.amazonaws.com`` hosts when none is).
+        ``binder`` gives the base URL (no path) of a cluster's listener from its endpoint
+        id, opening the listener on first use. DescribeCluster points endpoints at the
+        latest server still running (at fake ``*.eks.amazonaws.com`` hosts when none is).
         """
         with self._lock:
             if serving:
-                self._kube_urls.append(base_url)
-            elif base_url in self._kube_urls:
-                self._kube_urls.remove(base_url)
-            if not self._kube_urls:
+                self._kube_binders.append(binder)
+            elif binder in self._kube_binders:
+                self._kube_binders.remove(binder)
+            if not self._kube_binders:
                 self._service.kube_endpoint = None
                 return
             ca = base64.b64encode(self._certificate_authority().pem).decode("ascii")
-            self._service.kube_endpoint = (self._kube_urls[-1], ca)
+            latest = self._kube_binders[-1]
+            self._service.kube_endpoint = lambda endpoint_id: (latest(endpoint_id), ca)
+
+    def kubernetes_endpoints(self) -> dict[str, str]:
+        """Each live cluster's Kubernetes endpoint (``https://127.0.0.1:PORT``) by name.
+
+        Empty unless the emulator is served (``serve``, ``run_emulator_server``): each
+        cluster then has a port of its own, opened on first use. Clusters of the same name
+        in other regions or accounts: the last one listed wins.
+        """
+        with self._lock:
+            if not self._kube_binders:
+                return {}
+            binder = self._kube_binders[-1]
+            now = self._clock.monotonic()
+            return {
+                cluster.name: binder(cluster.endpoint_id)
+                for cluster in self._service.live_clusters(now)
+                if cluster.endpoint_id
+            }
 
     def review_token(
         self,
@@ -456,25 +481,47 @@ class EKSEmulator:
         with self._lock:
             return list(self._reviews)
 
-    def handle_kubernetes(self, request: EmulatorRequest) -> EmulatorResponse:
-        """Answer one request to a cluster's Kubernetes API (path ``/k8s/<id>/...``)."""
-        from ._kube_api import KubeState, status_body
+    def handle_kubernetes(
+        self, request: EmulatorRequest, *, endpoint_id: str | None = None
+    ) -> EmulatorResponse:
+        """Answer one request to a cluster's Kubernetes API.
 
-        def answer(status: int, body: Any) -> EmulatorResponse:
+        With ``endpoint_id`` (as a cluster's own listener passes it) the path is the API's
+        own (``/api/v1/...``); without it, the path is ``/k8s/<endpoint id>/...``. Bodies
+        and answers are JSON or Kubernetes' protobuf, as ``Content-Type`` and ``Accept``
+        say (``_kube_wire``).
+        """
+        from ._kube_api import KubeState, status_body
+        from ._kube_wire import JSON, NotAcceptable, UnsupportedBody, decode_body, negotiate
+
+        try:
+            negotiated = negotiate(request.header("accept"))
+            encodings = negotiated.encodings
+        except NotAcceptable:
+            negotiated = None
+            encodings = ("json",)
+
+        def answer(status: int, body: dict[str, Any]) -> EmulatorResponse:
+            from ._kube_wire import encode
+
+            media = _KUBE_MEDIA.get(str(body.get("kind")), JSON).format(
+                version=str(body.get("apiVersion", "")).rpartition("/")[2]
+            )
+            content_type, data = encode(body, encodings, media=media)
             return EmulatorResponse(
                 status=status,
-                headers=(
-                    ("Content-Type", "application/json"),
-                    ("Cache-Control", "no-cache, private"),
-                ),
-                body=json.dumps(body).encode(),
+                headers=(("Content-Type", content_type), ("Cache-Control", "no-cache, private")),
+                body=data,
             )
 
         not_found = status_body(404, "the server could not find the requested resource")
-        matched = _KUBE_PATH.fullmatch(request.path)
-        if matched is None:
-            return answer(404, not_found)
-        endpoint_id, rest = matched.group(1), matched.group(2) or "/"
+        if endpoint_id is None:
+            matched = _KUBE_PATH.fullmatch(request.path)
+            if matched is None:
+                return answer(404, not_found)
+            endpoint_id, rest = matched.group(1), matched.group(2) or "/"
+        else:
+            rest = request.path or "/"
         with self._lock:
             found = self._service.cluster_by_endpoint_id(endpoint_id, self._clock.monotonic())
             if found is not None and found[2].status(self._clock.monotonic()) != "ACTIVE":
@@ -491,6 +538,21 @@ class EKSEmulator:
         review = self.review_token(token, cluster.name, region=region)
         if not review.authenticated or review.identity is None:
             return answer(401, unauthorized)
+        if negotiated is None:
+            accept = (request.header("accept") or "")[:200]
+            return answer(
+                406,
+                status_body(
+                    406,
+                    f"only the following media types are accepted: "
+                    f"application/json, "
+                    f"application/vnd.kubernetes.protobuf (not {accept})",
+                ),
+            )
+        try:
+            body = decode_body(request.body, request.header("content-type"))
+        except UnsupportedBody as exc:
+            return answer(exc.code, status_body(exc.code, str(exc)))
 
         with self._lock:
             if cluster.kube is None:
@@ -498,17 +560,20 @@ class EKSEmulator:
                     seed=f"{self._config.seed}/kube/{endpoint_id}",
                     created=cluster.created_at,
                     version=str(cluster.static.get("version", "1.33")),
+                    issuer=cluster.issuer,
                 )
-            status, body = cluster.kube.handle(
+            status, out = cluster.kube.handle(
                 request.method,
                 rest,
                 request.query,
-                request.body,
-                request.header("content-type"),
+                body,
+                JSON,
                 review.identity,
                 self._clock.time(),
+                table=negotiated.table,
+                discovery=negotiated.discovery,
             )
-        return answer(status, body)
+        return answer(status, out)
 
     # --- one request -----------------------------------------------------------------------
 

@@ -11,25 +11,39 @@ and lists as the API server writes them (``kind``, ``apiVersion``, ``metadata`` 
 Routes (below the cluster's endpoint):
 
 - ``GET /version``
+- discovery: ``GET /api``, ``/api/v1``, ``/apis``, ``/apis/{group}``,
+  ``/apis/{group}/{version}`` (aggregated discovery, v2 or v2beta1, when asked for)
 - ``GET|POST /api/v1/namespaces``, ``GET /api/v1/namespaces/{ns}``
 - ``GET /api/v1/serviceaccounts`` (all namespaces)
 - ``GET|POST /api/v1/namespaces/{ns}/serviceaccounts``
 - ``GET|PUT|DELETE /api/v1/namespaces/{ns}/serviceaccounts/{name}``
+- ``POST /api/v1/namespaces/{ns}/serviceaccounts/{name}/token`` (TokenRequest)
 - ``POST /apis/authentication.k8s.io/v1/selfsubjectreviews`` (who am I)
+- ``POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`` (can I)
+
+Lists honour ``fieldSelector`` on ``metadata.name`` and ``metadata.namespace``; a GET
+answers a ``meta.k8s.io`` ``Table`` when asked (``table=``), as ``kubectl get`` does. Every
+authenticated caller may do everything (EKS's cluster creator is an administrator).
 
 Not thread-safe: the emulator calls it under its lock.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime
+import hashlib
+import hmac
 import json
 import random
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import unquote
+
+import attrs
 
 from ._kube_auth import KubernetesIdentity
 
@@ -57,6 +71,7 @@ _REASONS: Final = {
     404: "NotFound",
     405: "MethodNotAllowed",
     409: "AlreadyExists",
+    406: "NotAcceptable",
     415: "UnsupportedMediaType",
     422: "Invalid",
 }
@@ -96,23 +111,28 @@ class _Error(Exception):
 
 
 def _not_found(resource: str, name: str) -> _Error:
-    return _Error(
-        404, f'{resource} "{name}" not found', details={"name": name, "kind": resource}
-    )
+    return _Error(404, f'{resource} "{name}" not found', details={"name": name, "kind": resource})
 
 
 def _timestamp(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(int(epoch), datetime.UTC).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
+    return datetime.datetime.fromtimestamp(int(epoch), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class KubeState:
     """One cluster's objects, and the answer to one API request against them."""
 
-    def __init__(self, *, seed: str, created: float, version: str) -> None:
+    def __init__(
+        self,
+        *,
+        seed: str,
+        created: float,
+        version: str,
+        issuer: str = "https://kubernetes.default.svc",
+    ) -> None:
         self._ids = random.Random(seed)
         self._version = version
+        self._issuer = issuer
+        self._token_key = hashlib.sha256(f"{seed}/service-account-tokens".encode()).digest()
         self._resource_version = 100
         self.namespaces: dict[str, dict[str, Any]] = {}
         self.service_accounts: dict[tuple[str, str], dict[str, Any]] = {}
@@ -189,12 +209,25 @@ class KubeState:
         content_type: str | None,
         identity: KubernetesIdentity,
         epoch: float,
+        *,
+        table: str | None = None,
+        discovery: str | None = None,
     ) -> Answer:
-        """``(status, JSON body)`` for one authenticated request (``path`` below the prefix)."""
+        """``(status, JSON body)`` for one authenticated request (``path`` below the prefix).
+
+        ``table``: the meta.k8s.io version of a ``Table`` the caller accepts for a GET;
+        ``discovery``: the apidiscovery.k8s.io version of an aggregated discovery document
+        it accepts for ``/api`` and ``/apis``.
+        """
         try:
-            return self._route(method, path, query, body, content_type, identity, epoch)
+            status, answer = self._route(method, path, query, body, content_type, identity, epoch)
         except _Error as error:
             return error.answer
+        if table is not None and method == "GET" and answer.get("kind") in _COLUMNS:
+            return status, self._table(answer, table, epoch)
+        if discovery is not None and answer.get("kind") in ("APIVersions", "APIGroupList"):
+            return status, _aggregated(answer["kind"] == "APIVersions", discovery)
+        return status, answer
 
     def _route(
         self,
@@ -215,6 +248,10 @@ class KubeState:
         def read() -> dict[str, Any]:
             return _read_body(body, content_type)
 
+        params = _query(query)
+        found = _discovery(segments) if method == "GET" else None
+        if found is not None:
+            return 200, found
         match segments:
             case ["version"] if method == "GET":
                 major, _, minor = self._version.partition(".")
@@ -227,7 +264,7 @@ class KubeState:
             case ["api", "v1", "namespaces"]:
                 if method == "GET":
                     items = [self.namespaces[n] for n in sorted(self.namespaces)]
-                    return 200, self._list("NamespaceList", items)
+                    return 200, self._list("NamespaceList", _select(items, params))
                 if method == "POST":
                     return self._create_namespace(read(), epoch, dry_run)
                 raise _method(method)
@@ -239,13 +276,13 @@ class KubeState:
                 if method == "GET":
                     keys = sorted(self.service_accounts)
                     items = [self.service_accounts[k] for k in keys]
-                    return 200, self._list("ServiceAccountList", items)
+                    return 200, self._list("ServiceAccountList", _select(items, params))
                 raise _method(method)
             case ["api", "v1", "namespaces", ns, "serviceaccounts"]:
                 if method == "GET":  # as Kubernetes: a missing namespace lists empty
                     keys = sorted(k for k in self.service_accounts if k[0] == ns)
                     items = [self.service_accounts[k] for k in keys]
-                    return 200, self._list("ServiceAccountList", items)
+                    return 200, self._list("ServiceAccountList", _select(items, params))
                 if method == "POST":
                     return self._create_service_account(ns, read(), epoch, dry_run)
                 raise _method(method)
@@ -270,7 +307,153 @@ class KubeState:
                         "status": {"userInfo": identity.user_info()},
                     }
                 raise _method(method)
+            case ["api", "v1", "namespaces", ns, "serviceaccounts", name, "token"]:
+                if method == "POST":
+                    return self._token_request(ns, name, read(), epoch)
+                raise _method(method)
+            case ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]:
+                if method == "POST":
+                    return self._access_review(read())
+                raise _method(method)
         raise _Error(404, "the server could not find the requested resource", details={})
+
+    # --- TokenRequest, SelfSubjectAccessReview, tables ------------------------------------
+
+    def _token_request(
+        self, namespace: str, name: str, body: dict[str, Any], epoch: float
+    ) -> Answer:
+        _check_kind(body, "TokenRequest", "authentication.k8s.io/v1")
+        account = self._service_account(namespace, name)
+        spec = body.get("spec") or {}
+        if not isinstance(spec, dict):
+            raise _Error(400, "spec must be an object")
+        audiences = spec.get("audiences") or [_API_AUDIENCE]
+        if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+            raise _Error(400, "spec.audiences must be a list of strings")
+        seconds = spec.get("expirationSeconds", _TOKEN_SECONDS)
+        if isinstance(seconds, bool) or not isinstance(seconds, int):
+            raise _Error(400, "spec.expirationSeconds must be an integer")
+        if seconds < _MIN_TOKEN_SECONDS:
+            raise _Error(
+                422,
+                f'TokenRequest.authentication.k8s.io "{name}" is invalid: '
+                f"spec.expirationSeconds: Invalid value: {seconds}: may not specify a duration "
+                "less than 10 minutes",
+                details={"name": name, "group": "authentication.k8s.io", "kind": "TokenRequest"},
+            )
+        seconds = min(seconds, _MAX_TOKEN_SECONDS)
+        issued = int(epoch)
+        claims = {
+            "aud": audiences,
+            "exp": issued + seconds,
+            "iat": issued,
+            "iss": self._issuer,
+            "jti": str(uuid.UUID(int=self._ids.getrandbits(128), version=4)),
+            "kubernetes.io": {
+                "namespace": namespace,
+                "serviceaccount": {"name": name, "uid": account["metadata"]["uid"]},
+            },
+            "nbf": issued,
+            "sub": f"system:serviceaccount:{namespace}:{name}",
+        }
+        out_spec: dict[str, Any] = {
+            "audiences": audiences,
+            "expirationSeconds": seconds,
+            "boundObjectRef": spec.get("boundObjectRef"),
+        }
+        return 201, {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "creationTimestamp": _timestamp(epoch),
+            },
+            "spec": out_spec,
+            "status": {
+                "token": self._jwt(claims),
+                "expirationTimestamp": _timestamp(issued + seconds),
+            },
+        }
+
+    def _jwt(self, claims: dict[str, Any]) -> str:
+        """A JWT of ``claims``, signed HS256 with this cluster's own key."""
+
+        def part(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+        kid = hashlib.sha256(self._token_key).hexdigest()[:16]
+        header = part(json.dumps({"alg": "HS256", "kid": kid, "typ": "JWT"}).encode())
+        payload = part(json.dumps(claims, separators=(",", ":")).encode())
+        signed = f"{header}.{payload}".encode("ascii")
+        signature = part(hmac.new(self._token_key, signed, hashlib.sha256).digest())
+        return f"{header}.{payload}.{signature}"
+
+    def _access_review(self, body: dict[str, Any]) -> Answer:
+        _check_kind(body, "SelfSubjectAccessReview", "authorization.k8s.io/v1")
+        spec = body.get("spec")
+        if not isinstance(spec, dict) or not (
+            isinstance(spec.get("resourceAttributes"), dict)
+            or isinstance(spec.get("nonResourceAttributes"), dict)
+        ):
+            raise _Error(
+                422,
+                'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: '
+                'spec.resourceAttributes: Invalid value: "null": exactly one of '
+                "nonResourceAttributes or resourceAttributes must be specified",
+                details={"group": "authorization.k8s.io", "kind": "SelfSubjectAccessReview"},
+            )
+        return 201, {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": copy.deepcopy(spec),
+            "status": {
+                "allowed": True,
+                "reason": "the emulator allows every authenticated caller everything",
+            },
+        }
+
+    def _table(self, answer: dict[str, Any], version: str, epoch: float) -> dict[str, Any]:
+        kind = answer["kind"]
+        items = answer.get("items", [answer])
+        columns = _COLUMNS[kind]
+        rows = []
+        for item in items:
+            meta = item["metadata"]
+            cells: list[Any] = [meta["name"]]
+            for column in columns[1:-1]:
+                cells.append(column[2](item))
+            cells.append(_age(epoch, meta.get("creationTimestamp")))
+            rows.append(
+                {
+                    "cells": cells,
+                    "object": {
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": f"meta.k8s.io/{version}",
+                        "metadata": copy.deepcopy(meta),
+                    },
+                }
+            )
+        list_meta = answer["metadata"] if "items" in answer else {}
+        return {
+            "kind": "Table",
+            "apiVersion": f"meta.k8s.io/{version}",
+            "metadata": {"resourceVersion": str(list_meta.get("resourceVersion", ""))}
+            if list_meta
+            else {},
+            "columnDefinitions": [
+                {
+                    "name": name,
+                    "type": kind_,
+                    "format": "name" if name == "Name" else "",
+                    "description": _DESCRIPTIONS.get(name, ""),
+                    "priority": 0,
+                }
+                for name, kind_, _ in columns
+            ],
+            "rows": rows,
+        }
 
     def _namespace(self, name: str) -> dict[str, Any]:
         obj = self.namespaces.get(name)
@@ -388,15 +571,18 @@ def _read_body(body: bytes, content_type: str | None) -> dict[str, Any]:
     return data
 
 
-def _check_kind(body: dict[str, Any], kind: str) -> None:
+def _check_kind(body: dict[str, Any], kind: str, api_version: str = "v1") -> None:
     given = body.get("kind")
     if given not in (None, "", kind):
         raise _Error(
             400, f"the kind of the provided object ({str(given)[:60]}) does not match {kind}"
         )
     version = body.get("apiVersion")
-    if version not in (None, "", "v1"):
-        raise _Error(400, f"the apiVersion of the provided object ({str(version)[:60]}) is not v1")
+    if version not in (None, "", api_version):
+        raise _Error(
+            400,
+            f"the apiVersion of the provided object ({str(version)[:60]}) is not {api_version}",
+        )
 
 
 def _check_namespace(body: dict[str, Any], namespace: str) -> None:
@@ -404,8 +590,7 @@ def _check_namespace(body: dict[str, Any], namespace: str) -> None:
     if given not in (None, "", namespace):
         raise _Error(
             400,
-            "the namespace of the provided object does not match the namespace sent on the "
-            "request",
+            "the namespace of the provided object does not match the namespace sent on the request",
         )
 
 
@@ -416,7 +601,7 @@ def _check_name(
     if not name:
         raise _Error(
             422,
-            f"{kind} \"\" is invalid: metadata.name: Required value: name or generateName is "
+            f'{kind} "" is invalid: metadata.name: Required value: name or generateName is '
             "required",
             details={"kind": kind, "causes": [{"field": "metadata.name"}]},
         )
@@ -445,3 +630,278 @@ def _preview(body: dict[str, Any], kind: str, namespace: str | None = None) -> d
     if namespace is not None:
         obj["metadata"]["namespace"] = namespace
     return obj
+
+
+# --- lists, tables and discovery -------------------------------------------------------------
+
+_API_AUDIENCE: Final = "https://kubernetes.default.svc"
+_TOKEN_SECONDS: Final = 3600
+_MIN_TOKEN_SECONDS: Final = 600
+_MAX_TOKEN_SECONDS: Final = 48 * 3600
+
+
+def _query(query: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        if key:
+            params[unquote(key.replace("+", " "))] = unquote(value.replace("+", " "))
+    return params
+
+
+def _select(items: list[dict[str, Any]], params: dict[str, str]) -> list[dict[str, Any]]:
+    """``items`` that match the ``fieldSelector`` (metadata.name / metadata.namespace)."""
+    selector = params.get("fieldSelector", "").strip()
+    if not selector:
+        return items
+    tests: list[tuple[str, str, bool]] = []
+    for term in selector.split(","):
+        op = next((op for op in ("!=", "==", "=") if op in term), None)
+        if op is None:
+            raise _Error(400, f'invalid selector: "{selector[:100]}"')
+        field, _, value = term.partition(op)
+        equal = op != "!="
+        field = field.strip()
+        if field not in ("metadata.name", "metadata.namespace"):
+            raise _Error(
+                400,
+                f'"{field[:60]}" is not a known field selector: only "metadata.name", '
+                '"metadata.namespace"',
+            )
+        tests.append((field.split(".")[1], value.strip(), equal))
+    return [
+        item
+        for item in items
+        if all((item["metadata"].get(key, "") == value) == equal for key, value, equal in tests)
+    ]
+
+
+def _age(epoch: float, created: str | None) -> str:
+    """How old, as ``kubectl get``'s AGE column shows it (Kubernetes' HumanDuration)."""
+    if not created:
+        return "<unknown>"
+    then = datetime.datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+    seconds = int(epoch - then)
+    if seconds < -1:
+        return "<invalid>"
+    if seconds < 0:
+        return "0s"
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        rest = seconds % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = (hours // 24) % 365
+        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+Column = tuple[str, str, Callable[[dict[str, Any]], Any]]
+
+
+def _none(item: dict[str, Any]) -> Any:
+    return None
+
+
+#: The columns the API server's printers give (the first is the name, the last the age).
+_COLUMNS: Final[dict[str, list[Column]]] = {
+    "Namespace": [
+        ("Name", "string", _none),
+        ("Status", "string", lambda item: item.get("status", {}).get("phase", "")),
+        ("Age", "string", _none),
+    ],
+    "ServiceAccount": [
+        ("Name", "string", _none),
+        ("Secrets", "string", lambda item: len(item.get("secrets") or [])),
+        ("Age", "string", _none),
+    ],
+}
+_COLUMNS["NamespaceList"] = _COLUMNS["Namespace"]
+_COLUMNS["ServiceAccountList"] = _COLUMNS["ServiceAccount"]
+_DESCRIPTIONS: Final = {
+    "Name": "Name must be unique within a namespace. Is required when creating resources, "
+    "although some resources may allow a client to request the generation of an appropriate "
+    "name automatically. Name is primarily intended for creation idempotence and "
+    "configuration definition. Cannot be updated.",
+    "Status": "The status of the namespace",
+    "Secrets": "Secrets is a list of the secrets in the same namespace that pods running "
+    "using this ServiceAccount are allowed to use.",
+    "Age": "CreationTimestamp is a timestamp representing the server time when this object "
+    "was created.",
+}
+
+
+@attrs.frozen
+class _Resource:
+    name: str
+    singular: str
+    kind: str
+    namespaced: bool
+    verbs: tuple[str, ...]
+    short_names: tuple[str, ...] = ()
+    #: A subresource's (name, group, version, kind, verbs).
+    subresources: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = ()
+
+
+#: group ("" for the core group) -> version -> resources served.
+_SERVED: Final[dict[str, dict[str, tuple[_Resource, ...]]]] = {
+    "": {
+        "v1": (
+            _Resource(
+                "namespaces", "namespace", "Namespace", False, ("create", "get", "list"), ("ns",)
+            ),
+            _Resource(
+                "serviceaccounts",
+                "serviceaccount",
+                "ServiceAccount",
+                True,
+                ("create", "delete", "get", "list", "update"),
+                ("sa",),
+                (("token", "authentication.k8s.io", "v1", "TokenRequest", ("create",)),),
+            ),
+        )
+    },
+    "authentication.k8s.io": {
+        "v1": (
+            _Resource(
+                "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview", False, ("create",)
+            ),
+        )
+    },
+    "authorization.k8s.io": {
+        "v1": (
+            _Resource(
+                "selfsubjectaccessreviews",
+                "selfsubjectaccessreview",
+                "SelfSubjectAccessReview",
+                False,
+                ("create",),
+            ),
+        )
+    },
+}
+
+
+def _group_version(group: str, version: str) -> str:
+    return f"{group}/{version}" if group else version
+
+
+def _api_group(group: str) -> dict[str, Any]:
+    versions = [{"groupVersion": _group_version(group, v), "version": v} for v in _SERVED[group]]
+    return {"name": group, "versions": versions, "preferredVersion": versions[0]}
+
+
+def _resource_list(group: str, version: str) -> dict[str, Any]:
+    resources: list[dict[str, Any]] = []
+    for r in _SERVED[group][version]:
+        entry: dict[str, Any] = {
+            "name": r.name,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": list(r.verbs),
+        }
+        if r.short_names:
+            entry["shortNames"] = list(r.short_names)
+        resources.append(entry)
+        for sub, sub_group, sub_version, sub_kind, sub_verbs in r.subresources:
+            resources.append(
+                {
+                    "name": f"{r.name}/{sub}",
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "group": sub_group,
+                    "version": sub_version,
+                    "kind": sub_kind,
+                    "verbs": list(sub_verbs),
+                }
+            )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": _group_version(group, version),
+        "resources": resources,
+    }
+
+
+def _discovery(segments: list[str]) -> dict[str, Any] | None:
+    """The unaggregated discovery document at ``segments``, if it is one."""
+    match segments:
+        case ["api"]:
+            return {
+                "kind": "APIVersions",
+                "versions": list(_SERVED[""]),
+                "serverAddressByClientCIDRs": [],
+            }
+        case ["api", version] if version in _SERVED[""]:
+            return _resource_list("", version)
+        case ["apis"]:
+            return {
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": [_api_group(g) for g in _SERVED if g],
+            }
+        case ["apis", group] if group and group in _SERVED:
+            return {"kind": "APIGroup", "apiVersion": "v1", **_api_group(group)}
+        case ["apis", group, version] if group and version in _SERVED.get(group, {}):
+            return _resource_list(group, version)
+    return None
+
+
+def _aggregated(core: bool, version: str) -> dict[str, Any]:
+    """The aggregated discovery document (``APIGroupDiscoveryList``) of /api or /apis."""
+    items = []
+    for group, versions in _SERVED.items():
+        if bool(group) == core:
+            continue
+        shown_versions = []
+        for api_version, resources in versions.items():
+            shown = []
+            for r in resources:
+                entry: dict[str, Any] = {
+                    "resource": r.name,
+                    "responseKind": {"group": group, "version": api_version, "kind": r.kind},
+                    "scope": "Namespaced" if r.namespaced else "Cluster",
+                    "singularResource": r.singular,
+                    "verbs": list(r.verbs),
+                }
+                if r.short_names:
+                    entry["shortNames"] = list(r.short_names)
+                if r.subresources:
+                    entry["subresources"] = [
+                        {
+                            "subresource": sub,
+                            "responseKind": {"group": g, "version": v, "kind": k},
+                            "verbs": list(verbs),
+                        }
+                        for sub, g, v, k, verbs in r.subresources
+                    ]
+                shown.append(entry)
+            shown_versions.append(
+                {"version": api_version, "resources": shown, "freshness": "Current"}
+            )
+        metadata: dict[str, Any] = {"creationTimestamp": None}
+        if group:
+            metadata["name"] = group
+        items.append({"metadata": metadata, "versions": shown_versions})
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": f"apidiscovery.k8s.io/{version}",
+        "metadata": {},
+        "items": items,
+    }

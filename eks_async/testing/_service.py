@@ -283,9 +283,9 @@ class EKSService:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
-        #: ``(base URL, base64 PEM of the CA)`` while the Kubernetes endpoint is served:
-        #: DescribeCluster then points each cluster's endpoint there.
-        self.kube_endpoint: tuple[str, str] | None = None
+        #: While the Kubernetes endpoints are served: a cluster's endpoint id to
+        #: ``(base URL, base64 PEM of the CA)``, which DescribeCluster then hands out.
+        self.kube_endpoint: Callable[[str], tuple[str, str]] | None = None
         self.reset(config.seed)
 
     def reset(self, seed: int) -> None:
@@ -410,10 +410,18 @@ class EKSService:
     def _wire(self, cluster: _Cluster, now: float) -> dict[str, Any]:
         out = cluster.wire(now)
         if self.kube_endpoint is not None and "endpoint" in out:
-            base, ca_data = self.kube_endpoint
-            out["endpoint"] = f"{base}/k8s/{cluster.endpoint_id}"
+            out["endpoint"], ca_data = self.kube_endpoint(cluster.endpoint_id)
             out["certificateAuthority"] = {"data": ca_data}
         return out
+
+    def live_clusters(self, now: float) -> list[_Cluster]:
+        """Every cluster not yet deleted, in every account and region."""
+        return [
+            cluster
+            for region in self._regions.values()
+            for cluster in region.clusters.values()
+            if cluster.status(now) is not None
+        ]
 
     def cluster_by_endpoint_id(
         self, endpoint_id: str, now: float
