@@ -228,14 +228,10 @@ def _kubernetes_served(emulator: EKSEmulator) -> bool:
     return True
 
 
-async def _endpoints(emulator: EKSEmulator, names: Sequence[str]) -> dict[str, str]:
-    """Each cluster's Kubernetes endpoint, as DescribeCluster gives it."""
-    found: dict[str, str] = {}
-    async with emulator.client() as eks:
-        for name in names:
-            cluster = (await eks.describe_cluster(name=name)).cluster
-            found[name] = (cluster.endpoint if cluster else None) or "(none)"
-    return found
+def _endpoints(emulator: EKSEmulator, names: Sequence[str]) -> dict[str, str]:
+    """Each named cluster's Kubernetes endpoint, as DescribeCluster gives it."""
+    served = emulator.kubernetes_endpoints()
+    return {name: served.get(name, "(none)") for name in names}
 
 
 def _cluster_lines(endpoints: dict[str, str], served: bool) -> list[str]:
@@ -279,7 +275,7 @@ async def serve(
         emulator.add_cluster(name)
     served = _kubernetes_served(emulator)
     async with emulator.serve(host=host, port=port) as url:
-        endpoints = await _endpoints(emulator, names)
+        endpoints = _endpoints(emulator, names)
         emulator.configure(config)
         print(url, file=out, flush=True)
         lines = [
