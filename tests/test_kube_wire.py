@@ -502,3 +502,19 @@ async def test_without_protobuf_bodies_are_refused_and_answers_are_json(
     assert '"protobuf" package' in _status(_json(refused), 415, "UnsupportedMediaType")
     listed = kube("GET", path, accept=PROTOBUF_ACCEPT)
     assert listed.status == 200 and _json(listed)["kind"] == "ServiceAccountList"
+
+
+async def test_without_protobuf_the_server_says_once_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from eks_async.testing import EKSEmulator
+
+    monkeypatch.setattr("eks_async.testing._kube_wire.protobuf_available", lambda: False)
+    emulator = EKSEmulator()
+    emulator.add_cluster("prod")
+    with caplog.at_level("WARNING", logger="eks_async"):
+        async with emulator.serve():
+            assert emulator.kubernetes_endpoints()  # the endpoints are served (JSON only)
+    said = [r.getMessage() for r in caplog.records if "protobuf" in r.getMessage()]
+    assert len(said) == 1
+    assert 'pip install "eks-async[emulator]"' in said[0]

@@ -208,6 +208,14 @@ async def _start_kube(emulator: EKSEmulator, host: str, running: _Running) -> No
     except ImportError as exc:
         logger.warning("eks_async emulator: no Kubernetes endpoints: %s", exc)
         return
+    from ._kube_wire import protobuf_available
+
+    if not protobuf_available():
+        logger.warning(
+            "eks_async emulator: Kubernetes endpoints speak JSON only: kubectl's create, "
+            "auth whoami and auth can-i send protobuf, which needs the 'protobuf' package: "
+            'pip install "eks-async[emulator]"'
+        )
     endpoints: dict[int, str] = {}
     runner = await _runner(_kube_handler(emulator, endpoints), _MAX_KUBE_BODY)
     running.runners.append(runner)
