@@ -38,7 +38,7 @@ from ._ratelimit import RateLimiter
 from ._redact import redact_error
 from ._restjson.parse import parse_error, parse_output
 from ._restjson.serialize import serialize
-from ._retry import RetryConfig, RetryQuota, is_clock_skew, retry_after
+from ._retry import RetryConfig, RetryQuota, is_clock_skew, is_iam_propagation, retry_after
 from ._transports import proxy_in_env
 from ._transports.base import Limits, Timeouts, Transport
 from ._version import __version__
@@ -68,8 +68,10 @@ call_budget: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 class RetryEvent:
     """One wait about to happen: a retry's backoff, or a wait for the client's rate limit.
 
-    ``attempt`` is the attempt that failed (``kind="backoff"``) or the one about to be sent
-    (``kind="rate_limit"``); ``delay`` the seconds of the wait.
+    ``kind`` is ``"backoff"`` (a standard retry), ``"iam_propagation"`` (a create or update
+    refused because the IAM role it names is not known to EKS yet) or ``"rate_limit"``.
+    ``attempt`` is the attempt that failed (the retries) or the one about to be sent
+    (``"rate_limit"``); ``delay`` the seconds of the wait.
     """
 
     operation: str
@@ -278,7 +280,14 @@ class _Call:
         try:
             output = await self.attempt()
         except EKSAsyncError as error:
-            if error.retry_kind is None and not is_clock_skew(error):
+            if (
+                error.retry_kind is None
+                and not is_clock_skew(error)
+                and not (
+                    self.options.retry.iam_propagation
+                    and is_iam_propagation(error, self.op.name)
+                )
+            ):
                 raise
             output = await self._retry(error)
         if quota is not None:
@@ -316,17 +325,28 @@ class _Call:
 
         error = state.outcome.exception()
         delay: float = state.upcoming_sleep
-        if is_clock_skew(error) and error.retry_kind is None:
-            self.skew_retried = True
+        kind = "backoff"
+        if error.retry_kind is None:
+            if is_iam_propagation(error, self.op.name):
+                kind = "iam_propagation"
+            elif is_clock_skew(error):
+                self.skew_retried = True
         self.waited += 0.0 if instant() else delay
         self._emit(RetryEvent(
-            operation=self.op.name, attempt=self.attempts, reason=_reason(error), delay=delay
+            operation=self.op.name, attempt=self.attempts, reason=_reason(error), delay=delay,
+            kind=kind,
         ))
 
     def _emit(self, event: RetryEvent) -> None:
         if event.kind == "backoff":
             logger.debug(
                 "%s: attempt %d failed (%s); retrying in %.3f s",
+                event.operation, event.attempt, event.reason, event.delay,
+            )
+        elif event.kind == "iam_propagation":
+            logger.debug(
+                "%s: attempt %d refused: the IAM role is not known to EKS yet (%s); "
+                "retrying in %.3f s",
                 event.operation, event.attempt, event.reason, event.delay,
             )
         else:

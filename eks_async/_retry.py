@@ -9,6 +9,11 @@ full-jitter exponential backoff capped at ``max_backoff``, and a retry quota sha
 client (a bucket of 500 tokens: a retry takes 5, a retry after a timeout 10, a success puts
 back 1, or what its retries took). Adaptive mode adds the client-side rate limiter of
 ``_ratelimit``.
+
+IAM propagation is a retry path of its own (``is_iam_propagation``): a create or update that
+EKS refuses because the IAM role it names, created moments ago, is not known to it yet. Those
+retries spend a budget of backoff seconds (``RetryConfig.iam_propagation``), not the standard
+attempts or the retry quota.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ __all__ = [
     "classify",
     "instant_retries",
     "is_clock_skew",
+    "is_iam_propagation",
     "retry_after",
     "retry_strategies",
     "set_instant_retries",
@@ -71,6 +77,55 @@ def is_clock_skew(error: BaseException) -> bool:
     return True
 
 
+#: The refusals that mean "this IAM principal is not known to EKS yet", by operation: an
+#: ``InvalidParameterException`` whose message contains the phrase (compared in lower case).
+#: Sources: the Terraform AWS provider retries CreatePodIdentityAssociation and
+#: UpdatePodIdentityAssociation on "Role provided in the request does not exist"
+#: (hashicorp/terraform-provider-aws#34717, for #34711), and CreateAccessEntry on "The
+#: specified principalArn is invalid: invalid principal" (#35535); users of the CLI and of
+#: eks-hybrid (aws/eks-hybrid#603) see the latter for a role created seconds earlier.
+IAM_PROPAGATION_MESSAGES: Final = {
+    "CreatePodIdentityAssociation": "role provided in the request does not exist",
+    "UpdatePodIdentityAssociation": "role provided in the request does not exist",
+    "CreateAccessEntry": "the specified principalarn is invalid: invalid principal",
+}
+#: The longest wait between two IAM-propagation retries, in seconds.
+IAM_PROPAGATION_MAX_BACKOFF: Final = 10.0
+
+
+def is_iam_propagation(error: BaseException, operation: str) -> bool:
+    """Whether ``error`` refused ``operation`` because an IAM role is not known to EKS yet.
+
+    Narrow on purpose: only the three operations of ``IAM_PROPAGATION_MESSAGES``, only an
+    ``InvalidParameterException``, and only with that operation's message. Every other
+    ``InvalidParameterException`` (a bad namespace, a malformed ARN, a bad trust policy) is
+    the caller's mistake and is never retried. A role that truly does not exist gives the
+    same answer, so these retries are bounded by ``RetryConfig.iam_propagation``.
+    """
+    phrase = IAM_PROPAGATION_MESSAGES.get(operation)
+    if phrase is None or not isinstance(error, ServiceError):
+        return False
+    if error.code != "InvalidParameterException":
+        return False
+    return phrase in (error.message or "").lower()
+
+
+def iam_backoff(retry: int, rng: Callable[[], float] = random.random) -> float:
+    """The wait before IAM-propagation retry number ``retry`` (1 for the first).
+
+    Growing and jittered, never below half of its step: uniform in ``[s/2, s]`` with
+    ``s = min(2 ** (retry - 1), IAM_PROPAGATION_MAX_BACKOFF)`` seconds. IAM usually
+    propagates within seconds, so the first retries come soon and none waits over 10 s.
+    """
+    step = min(2.0 ** (retry - 1), IAM_PROPAGATION_MAX_BACKOFF)
+    return step * (0.5 + 0.5 * rng())
+
+
+def _budget(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not value >= 0:
+        raise ValueError(f"{attribute.name} must be None or at least 0, not {value!r}")
+
+
 @attrs.frozen(kw_only=True, slots=True)
 class RetryConfig:
     """How a client retries. Every field has a finite default.
@@ -86,6 +141,14 @@ class RetryConfig:
     deadline: float | None = None
     #: Size of the retry quota; ``None`` turns the quota off.
     quota: int | None = 500
+    #: Seconds of backoff a call may spend retrying a create or update refused because the
+    #: IAM role it names is not known to EKS yet (``is_iam_propagation``); ``None`` or 0
+    #: turns these retries off. They wait ``iam_backoff`` (growing, jittered, at most 10 s;
+    #: the last wait is cut to what is left), count in ``attempts`` and ``retry_wait``, reach
+    #: ``on_retry`` with ``kind="iam_propagation"``, and take neither ``max_attempts`` nor the
+    #: retry quota. The budget counts the waits, not the requests' own time; ``deadline``
+    #: bounds the whole call.
+    iam_propagation: float | None = attrs.field(default=120.0, validator=_budget)
 
     def __attrs_post_init__(self) -> None:
         if self.mode not in ("standard", "adaptive"):
@@ -186,18 +249,49 @@ def _free_skew_retry(error: BaseException | None) -> bool:
     return error is not None and is_clock_skew(error) and classify(error) is None
 
 
+class IamBudget:
+    """One call's IAM-propagation budget: the seconds of waiting left, the retries made,
+    and whether the last refusal found it spent.
+
+    tenacity asks the wait strategy before the stop strategy, so the wait does the
+    accounting and the stop reads ``spent``.
+    """
+
+    __slots__ = ("left", "retries", "spent")
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+        self.retries = 0
+        self.spent = False
+
+    def next_wait(self) -> float:
+        """The wait before the next retry (cut to what is left); 0 and ``spent`` when none is."""
+        if self.left <= 0:
+            self.spent = True
+            return 0.0
+        self.retries += 1
+        delay = min(iam_backoff(self.retries), self.left)
+        self.left -= delay
+        return delay
+
+
 def retry_strategies(call: _Call) -> tuple[Any, Any, Any]:
     """``(stop, wait, retry)`` for one call, composed from tenacity's strategy types.
 
-    - retry: a retryable kind, or a clock-skew refusal not yet retried once;
-    - stop: ``max_attempts`` reached (the free clock-skew retry not counted), or else the
-      retry quota cannot pay for the retry;
+    - retry: a retryable kind, a clock-skew refusal not yet retried once, or (when
+      ``iam_propagation`` is on) an IAM-propagation refusal;
+    - stop: for an IAM-propagation refusal, its budget spent; otherwise ``max_attempts``
+      reached (neither the free clock-skew retry nor the IAM-propagation retries counted),
+      or else the retry quota cannot pay for the retry;
     - wait: full-jitter exponential backoff, at least ``Retry-After``, at most
-      ``max_backoff``; none before the clock-skew retry.
+      ``max_backoff``; none before the clock-skew retry; ``iam_backoff`` (cut to the budget
+      left) before an IAM-propagation retry.
     """
     retryable, stop_after_attempts, stop_when_quota_spent, wait_backoff = _strategy_types()
-    stop = stop_after_attempts(call) | stop_when_quota_spent(call)
-    return stop, wait_backoff(call), retryable(call)
+    seconds = call.options.retry.iam_propagation
+    iam = IamBudget(seconds) if seconds else None
+    stop = stop_after_attempts(call, iam) | stop_when_quota_spent(call)
+    return stop, wait_backoff(call, iam), retryable(call, iam)
 
 
 @functools.cache
@@ -206,8 +300,9 @@ def _strategy_types() -> tuple[Any, Any, Any, Any]:
     import tenacity
 
     class Retryable(tenacity.retry_base):
-        def __init__(self, call: _Call) -> None:
+        def __init__(self, call: _Call, iam: IamBudget | None) -> None:
             self.call = call
+            self.iam = iam
 
         def __call__(self, state: tenacity.RetryCallState) -> bool:
             error = _error_of(state)
@@ -215,16 +310,31 @@ def _strategy_types() -> tuple[Any, Any, Any, Any]:
                 return False
             if classify(error) is not None:
                 return True
+            if self.iam is not None and is_iam_propagation(error, self.call.op.name):
+                return True
             return _free_skew_retry(error) and not self.call.skew_retried
 
     class StopAfterAttempts(tenacity.stop.stop_base):
-        def __init__(self, call: _Call) -> None:
+        def __init__(self, call: _Call, iam: IamBudget | None) -> None:
             self.call = call
+            self.iam = iam
 
         def __call__(self, state: tenacity.RetryCallState) -> bool:
-            if _free_skew_retry(_error_of(state)):
+            error = _error_of(state)
+            if _free_skew_retry(error):
                 return False
+            iam = self.iam
+            if iam is not None and error is not None and is_iam_propagation(
+                error, self.call.op.name
+            ):
+                if iam.spent:
+                    logger.debug(
+                        "%s: IAM propagation budget spent, not retrying", self.call.op.name
+                    )
+                return iam.spent
             counted = state.attempt_number - (1 if self.call.skew_retried else 0)
+            if iam is not None:
+                counted -= iam.retries
             return counted >= self.call.options.retry.max_attempts
 
     class StopWhenQuotaSpent(tenacity.stop.stop_base):
@@ -245,14 +355,21 @@ def _strategy_types() -> tuple[Any, Any, Any, Any]:
             return False
 
     class WaitBackoff(tenacity.wait.wait_base):
-        def __init__(self, call: _Call) -> None:
+        def __init__(self, call: _Call, iam: IamBudget | None) -> None:
             self.cap = call.options.retry.max_backoff
+            self.operation = call.op.name
+            self.iam = iam
 
         def __call__(self, state: tenacity.RetryCallState) -> float:
             error = _error_of(state)
             if _free_skew_retry(error):
                 return 0.0
-            delay = backoff(state.attempt_number, self.cap)
+            iam = self.iam
+            if iam is not None and error is not None and is_iam_propagation(
+                error, self.operation
+            ):
+                return iam.next_wait()
+            delay = backoff(state.attempt_number - (iam.retries if iam else 0), self.cap)
             hint = getattr(error, "retry_after", None)
             if hint is not None:
                 delay = min(max(delay, hint), self.cap)

@@ -317,6 +317,13 @@ class EmulatorConfig:
     #: Throttling by rate (``None``: no limit), answered with ``throttle_code``; separate
     #: from the random throttle fault (``FaultRates.throttle``).
     rate_limit: RateLimit | None = attrs.field(default=None, converter=_to_rate_limit)
+    #: EKS seconds an IAM role stays unknown to EKS after a request first names it, as a
+    #: role created moments ago does until IAM propagates it: Create/UpdatePodIdentityAssociation
+    #: naming it meanwhile get ``InvalidParameterException`` "Role provided in the request does
+    #: not exist." (0: every role is known at once).
+    role_propagation: float = attrs.field(
+        default=0.0, converter=_number, validator=_non_negative
+    )
 
     def rates_for(self, operation: str) -> FaultRates:
         return self.operation_faults.get(operation, self.faults)
@@ -337,6 +344,7 @@ class EmulatorConfig:
             "default_account_id": self.default_account_id,
             "default_region": self.default_region,
             "rate_limit": None if self.rate_limit is None else self.rate_limit.to_json(),
+            "role_propagation": self.role_propagation,
         }
 
     def updated(self, data: Mapping[str, Any]) -> EmulatorConfig:

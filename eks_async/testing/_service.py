@@ -33,7 +33,13 @@ from .._generated.shapes import SHAPES
 from ._config import EmulatorConfig
 from ._wire import WireError
 
-__all__ = ["CallContext", "EKSService", "FailUpdate"]
+__all__ = [
+    "PRINCIPAL_NOT_PROPAGATED",
+    "ROLE_NOT_PROPAGATED",
+    "CallContext",
+    "EKSService",
+    "FailUpdate",
+]
 
 T = TypeVar("T")
 Handler = Callable[["EKSService", "CallContext", dict[str, Any]], dict[str, Any]]
@@ -48,6 +54,12 @@ _EKS_ARN = re.compile(r"arn:(aws|aws-cn|aws-us-gov):eks:([a-z0-9-]+):([0-9]{12})
 _VERSION = re.compile(r"1\.[0-9]{1,2}")
 _DEFAULT_LOG_TYPES: Final = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 _DEFAULT_PAGE: Final = 100
+#: EKS's answer to a Pod Identity request naming a role it does not know (yet)
+#: (hashicorp/terraform-provider-aws#34711, #34717).
+ROLE_NOT_PROPAGATED: Final = "Role provided in the request does not exist."
+#: EKS's answer to CreateAccessEntry for a principal it does not know (yet)
+#: (hashicorp/terraform-provider-aws#35535).
+PRINCIPAL_NOT_PROPAGATED: Final = "The specified principalArn is invalid: invalid principal."
 
 
 def partition_of(region: str) -> str:
@@ -291,6 +303,8 @@ class EKSService:
     def reset(self, seed: int) -> None:
         """Forget everything; ids and delays start again from ``seed``."""
         self._regions: dict[tuple[str, str], _Region] = {}
+        #: IAM principal ARN -> when (EKS time) a request first named it.
+        self._principals_seen: dict[str, float] = {}
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
@@ -355,6 +369,29 @@ class EKSService:
         page = items[:limit]
         more = len(items) > limit
         return page, _encode_token(op_name, key(page[-1])) if more and page else None
+
+    def hold_new_principal(
+        self,
+        ctx: CallContext,
+        cluster: str | None,
+        *arns: str,
+        message: str = ROLE_NOT_PROPAGATED,
+    ) -> None:
+        """Refuse the request while IAM has not propagated one of ``arns`` to EKS yet.
+
+        A principal is unknown for ``config.role_propagation`` EKS seconds from the first
+        time a request names it (kept per ARN: IAM is global and the ARN names the
+        account); every ARN given is seen, then, if any is still unknown, this raises
+        ``InvalidParameterException`` with ``message``. CreateAccessEntry passes its
+        ``principalArn`` and ``message=PRINCIPAL_NOT_PROPAGATED``.
+        """
+        seen = self._principals_seen
+        held = False
+        for arn in arns:
+            first = seen.setdefault(arn, ctx.now)
+            held = held or ctx.now < first + self.config.role_propagation
+        if held:
+            raise _invalid(message, cluster)
 
     # --- dispatch --------------------------------------------------------------------------
 
@@ -561,6 +598,7 @@ class EKSService:
         _check_role(p["roleArn"], "roleArn", name)
         if "targetRoleArn" in p:
             _check_role(p["targetRoleArn"], "targetRoleArn", name)
+        self.hold_new_principal(ctx, name, p["roleArn"], *_target_role(p))
         for assoc in cluster.live_associations(ctx.now):
             if (assoc.namespace, assoc.service_account) == (namespace, service_account):
                 raise WireError(
@@ -660,13 +698,17 @@ class EKSService:
         current = dict(assoc.current)
         if "roleArn" in p:
             _check_role(p["roleArn"], "roleArn", name)
+        if p.get("targetRoleArn"):
+            _check_role(p["targetRoleArn"], "targetRoleArn", name)
+        roles = ([p["roleArn"]] if "roleArn" in p else []) + _target_role(p)
+        self.hold_new_principal(ctx, name, *roles)
+        if "roleArn" in p:
             current["roleArn"] = p["roleArn"]
         if "targetRoleArn" in p:
             if p["targetRoleArn"] == "":
                 current.pop("targetRoleArn", None)
                 current.pop("externalId", None)
             else:
-                _check_role(p["targetRoleArn"], "targetRoleArn", name)
                 if current.get("targetRoleArn") != p["targetRoleArn"]:
                     current["externalId"] = self._uuid()
                 current["targetRoleArn"] = p["targetRoleArn"]
@@ -960,6 +1002,12 @@ class EKSService:
                 for update in cluster.updates.values():
                     latest = max(latest, update.done_at)
         return latest
+
+
+def _target_role(p: dict[str, Any]) -> list[str]:
+    """The request's ``targetRoleArn`` as a list (none, or an empty one: no target role)."""
+    target = p.get("targetRoleArn")
+    return [target] if target else []
 
 
 def _check_role(arn: str, member: str, cluster: str | None) -> None:
