@@ -195,7 +195,7 @@ async def test_an_update_to_a_new_role_or_target_role_is_retried() -> None:
     async with moving(emu, events) as eks:
         created = await eks.create_pod_identity_association(
             cluster_name="prod", namespace="payments", service_account="api", role_arn=ROLE)
-        assert created.association is not None
+        assert created.association is not None and created.association.association_id
         assoc_id = created.association.association_id
         events.clear()
         updated = await eks.update_pod_identity_association(
@@ -414,3 +414,23 @@ def test_the_json_form_of_the_hold() -> None:
         EmulatorConfig().updated({"role_propagation": -1})
     with pytest.raises(TypeError):
         EmulatorConfig().updated({"role_propagation": "soon"})
+
+
+async def test_the_hold_is_set_through_the_admin_api() -> None:
+    emu = emulator(role_propagation=0.0)
+    async with httpx.AsyncClient(transport=emu.transport(), base_url="http://eks.test") as http:
+        assert (await http.get("/_emulator/config")).json()["role_propagation"] == 0.0
+        answer = await http.post("/_emulator/config", json={"role_propagation": 4})
+        assert answer.status_code == 200 and answer.json()["role_propagation"] == 4.0
+        refused = await http.post("/_emulator/config", json={"role_propagation": -4})
+        assert refused.status_code == 400
+    assert emu.config.role_propagation == 4.0
+    async with emu.client(retry=RetryConfig(iam_propagation=None)) as eks:
+        with pytest.raises(InvalidParameterException):
+            await eks.create_pod_identity_association(
+                cluster_name="prod", namespace="payments", service_account="api",
+                role_arn=ROLE)
+        emu.advance(4.0)
+        out = await eks.create_pod_identity_association(
+            cluster_name="prod", namespace="payments", service_account="api", role_arn=ROLE)
+    assert out.association is not None and out.association.role_arn == ROLE
