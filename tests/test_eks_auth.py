@@ -510,3 +510,19 @@ def test_import_eks_async_loads_no_eks_auth_module_nor_botocore() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_public_module_names_the_client_its_classes_and_errors() -> None:
+    from eks_async import eks_auth
+
+    assert eks_auth.EKSAuthClient is eks_async.EKSAuthClient
+    assert eks_auth.InvalidTokenException is auth_errors.InvalidTokenException
+    assert eks_auth.Credentials is auth_models.Credentials
+    assert eks_auth.Credentials is not eks_async.Credentials
+    assert eks_auth.PodIdentityAssociation is not eks_async.PodIdentityAssociation
+    assert {"AssumeRoleForPodIdentityResponse", "ExpiredTokenException"} <= set(eks_auth.__all__)
+    assert "Subject" in dir(eks_auth)
+    for name in eks_auth.__all__:
+        assert getattr(eks_auth, name) is not None
+    with pytest.raises(AttributeError):
+        eks_auth.NoSuchName  # noqa: B018
