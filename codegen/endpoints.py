@@ -395,16 +395,22 @@ def _name_set(names: Iterable[str], indent: str) -> list[str]:
     ]
 
 
-def render_endpoints(botocore_dir: Path) -> str:
-    """Text of ``eks_async/_generated/endpoints.py`` for the botocore at ``botocore_dir``."""
+def render_endpoints(
+    botocore_dir: Path, service: str = SERVICE, label: str = "EKS", header: str = HEADER
+) -> str:
+    """Text of ``eks_async/_generated/endpoints.py`` for the botocore at ``botocore_dir``.
+
+    ``service`` (botocore's name), ``label`` (for the text) and ``header`` select another
+    service whose rule set branches the same way: EKS Auth (``eks-auth``).
+    """
     data = botocore_dir / "data"
-    rule_set = _load_json(_rule_set_stem(botocore_dir))
+    rule_set = _load_json(_rule_set_stem(botocore_dir, service))
     partitions = _load_json(data / "partitions")["partitions"]
     legacy = _load_json(data / "endpoints")["partitions"]
 
     lines: list[str] = [
-        HEADER.rstrip("\n"),
-        '"""EKS endpoint data from botocore\'s partitions.json, endpoints.json and EKS\'s endpoint',
+        header.rstrip("\n"),
+        f'"""{label} endpoint data from botocore\'s partitions.json, endpoints.json and {label}\'s endpoint',
         "rule set; ``eks_async._endpoints`` resolves endpoints from it.",
         "",
         "A flag combination ``(use_fips, use_dualstack)`` keys the per-partition tables.",
@@ -442,7 +448,7 @@ def render_endpoints(botocore_dir: Path) -> str:
     lines += [
         "}",
         "",
-        "#: What EKS's rule set yields in each partition: a URL template (``{region}`` marks the",
+        f"#: What {label}'s rule set yields in each partition: a URL template (``{{region}}`` marks the",
         "#: region, str.format syntax), or None where the rules end in an error.",
         "URL_TEMPLATES: Final[dict[str, dict[tuple[bool, bool], str | None]]] = {",
     ]
@@ -471,7 +477,7 @@ def render_endpoints(botocore_dir: Path) -> str:
     _close_dict(lines)
 
     # Legacy (endpoints.json) lookup done when botocore creates a client.
-    lines += _legacy_lines(legacy, SERVICE, "EKS")
+    lines += _legacy_lines(legacy, service, label)
     _close_dict(lines)
     lines.append("")
     return "\n".join(lines)

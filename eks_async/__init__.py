@@ -46,6 +46,7 @@ __all__ = [
     "CredentialsError",
     "CredentialsProvider",
     "EKSAsyncError",
+    "EKSAuthClient",
     "EKSClient",
     "EndpointResolutionError",
     "Limits",
@@ -74,6 +75,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ._eks_auth import EKSAuthClient
     from ._generated.models import *  # noqa: F403
 
 
@@ -81,11 +83,17 @@ def __getattr__(name: str) -> Any:
     # The data classes are imported on first use (see _generated/models/__init__.py).
     if name in _MODEL_NAMES:
         return getattr(_models, name)
+    if name == "EKSAuthClient":
+        # EKS Auth's modules load on first use: ``import eks_async`` does not pay for them.
+        from ._eks_auth import EKSAuthClient
+
+        globals()[name] = EKSAuthClient
+        return EKSAuthClient
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _MODEL_NAMES)
+    return sorted(set(globals()) | _MODEL_NAMES | {"EKSAuthClient"})
 
 
 _MODEL_NAMES = frozenset(_models.__all__)

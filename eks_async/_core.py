@@ -19,7 +19,7 @@ from ._auth.credentials import (
 )
 from ._exceptions import ConfigurationError
 from ._operation import OperationSpec
-from ._pipeline import Options, RetryEvent, Shared, invoke
+from ._pipeline import EKS_SERVICE, Options, RetryEvent, Service, Shared, invoke
 from ._restjson.serialize import values_from_params
 from ._retry import RetryConfig
 from ._transports.base import Limits, Timeouts
@@ -40,6 +40,9 @@ def _env_flag(name: str) -> bool:
 
 class ClientCore:
     """Holds what every call needs: region, endpoint, credentials, signer and transport."""
+
+    #: The service this client calls (EKS; ``EKSAuthClient`` sets EKS Auth's).
+    _service: Service = EKS_SERVICE
 
     def __init__(
         self,
@@ -99,6 +102,7 @@ class ClientCore:
             limits=limits or Limits(),
             max_connections=max_connections,
             quota=retry.quota,
+            service=self._service,
         )
         self._options = Options(retry=retry, on_retry=on_retry)
         self._view = False

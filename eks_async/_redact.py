@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final, TypeVar, cast
 
-__all__ = ["REDACTED", "redact", "redact_error", "redact_value"]
+__all__ = ["REDACTED", "masked", "redact", "redact_error", "redact_value"]
 
 #: What a secret is replaced with.
 REDACTED: Final = "<redacted>"
@@ -194,3 +194,8 @@ def _redact_one(error: BaseException, secrets: tuple[str, ...]) -> None:
         if redacted is not value:
             with contextlib.suppress(Exception):  # a read-only attribute stays as it is
                 setattr(error, name, redacted)
+
+
+def masked(value: object) -> str:
+    """The repr of a secret field of a data class: ``'****'`` (``None`` when unset)."""
+    return "None" if value is None else "'****'"

@@ -11,7 +11,7 @@ import attrs
 import botocore
 import pytest
 
-from codegen.generate import HEADER, OUT, committed_files, render_all
+from codegen.generate import AUTH_HEADER, HEADER, OUT, committed_files, render_all
 
 BOTOCORE = Path(botocore.__file__).parent
 
@@ -22,6 +22,28 @@ def test_regenerating_changes_nothing() -> None:
     assert sorted(committed) == sorted(rendered), "run python -m codegen.generate"
     for name, text in rendered.items():
         assert committed[name] == text, f"{name} is stale: run python -m codegen.generate"
+    # EKS Auth's package is part of the check.
+    assert {
+        "eks_auth/__init__.py", "eks_auth/shapes.py", "eks_auth/errors.py",
+        "eks_auth/operations.py", "eks_auth/client.py", "eks_auth/endpoints.py",
+        "eks_auth/models/__init__.py", "eks_auth/models/_assume_role_for_pod_identity.py",
+    } <= set(rendered)
+
+
+def test_the_check_sees_a_changed_eks_auth_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import codegen.generate as generate
+
+    out = tmp_path / "_generated"
+    for name, text in committed_files().items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text, encoding="utf-8")
+    monkeypatch.setattr(generate, "OUT", out)
+    shapes = out / "eks_auth" / "shapes.py"
+    shapes.write_text(shapes.read_text(encoding="utf-8").replace("'eks-auth:", "'"), "utf-8")
+    assert generate.main(["--check"]) == 1
+    assert generate.main([]) == 0 and generate.main(["--check"]) == 0
 
 
 def test_the_check_sees_a_changed_an_extra_and_a_missing_file(
@@ -50,12 +72,16 @@ def test_the_check_sees_a_changed_an_extra_and_a_missing_file(
 def test_every_generated_file_says_so_on_its_first_line() -> None:
     files = committed_files()
     assert "models/__init__.py" in files and "models/_cluster.py" in files
+    assert "eks_auth/models/__init__.py" in files
     for name, text in files.items():
-        assert text.startswith(HEADER), name
+        assert text.startswith(AUTH_HEADER if name.startswith("eks_auth/") else HEADER), name
 
 
-def test_no_documentation_prose_is_copied() -> None:
-    with gzip.open(BOTOCORE / "data/eks/2017-11-01/service-2.json.gz", "rt") as fh:
+@pytest.mark.parametrize(
+    "model_path", ["data/eks/2017-11-01/service-2.json.gz", "data/eks-auth/2023-11-26/service-2.json.gz"]
+)
+def test_no_documentation_prose_is_copied(model_path: str) -> None:
+    with gzip.open(BOTOCORE / model_path, "rt") as fh:
         model = json.load(fh)
     docs: list[str] = []
 
@@ -126,9 +152,15 @@ def test_the_generated_models_import_nothing_of_the_runtime_but_a_leaf() -> None
     # The model modules may import eks_async._response (ResponseMetadata), which imports
     # nothing of eks_async; nothing else of the runtime.
     for name, text in committed_files().items():
+        if name.startswith("eks_auth/models/"):
+            imports = re.findall(r"^\s*from (\.+\w*) import", text, re.M)
+            assert set(imports) <= {".", "...._response", "...._redact"} | {
+                f".{n}" for n in re.findall(r"from \.(_\w+) import", text)
+            }, name
+            assert not re.search(r"^\s*(import|from) eks_async", text, re.M), name
         if name.startswith("models/"):
             imports = re.findall(r"^\s*from (\.+\w*) import", text, re.M)
-            assert set(imports) <= {".", "..._response"} | {
+            assert set(imports) <= {".", "..._response", "..._redact"} | {
                 f".{n}" for n in re.findall(r"from \.(_\w+) import", text)
             }, name
             assert not re.search(r"^\s*(import|from) eks_async", text, re.M), name

@@ -16,12 +16,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from .._exceptions import ResponseParseError, ServiceError
-from .._generated import models
 from .._generated.errors import ERRORS_BY_CODE
-from .._generated.shapes import SHAPES
 from .._operation import OperationSpec
 from .._response import ResponseMetadata
-from .walk import Compiled
+from .walk import Compiled, model_class, shape_row
 
 FromWire = Callable[[Any], Any]
 
@@ -56,8 +54,8 @@ def _boolean(value: Any) -> Any:
     return value
 
 
-def _enum(cls_name: str) -> FromWire:
-    members = getattr(models, cls_name)._value2member_map_
+def _enum(shape_name: str, cls_name: str) -> FromWire:
+    members = model_class(shape_name, cls_name)._value2member_map_
 
     def convert(value: Any) -> Any:
         if type(value) is not str:
@@ -112,8 +110,8 @@ def _map(value_shape: str) -> FromWire:
 
 
 def _structure(shape_name: str) -> FromWire:
-    _, cls_name, members = SHAPES[shape_name]
-    cls = getattr(models, cls_name)
+    _, cls_name, members = shape_row(shape_name)
+    cls = model_class(shape_name, cls_name)
     plan: list[tuple[str, str, FromWire | None]] = []
 
     def convert(value: Any) -> Any:
@@ -134,7 +132,7 @@ def _structure(shape_name: str) -> FromWire:
 #: ``parser(shape)``: the function that turns the JSON form of the shape into its Python
 #: value; ``None`` where the JSON value is used as it is.
 parser: Compiled[FromWire] = Compiled(
-    string=lambda _, shape: _enum(shape[2]) if shape[2] else _string,
+    string=lambda name, shape: _enum(name, shape[2]) if shape[2] else _string,
     integer=lambda _, shape: _integer,
     boolean=lambda _, shape: _boolean,
     timestamp=lambda _, shape: parse_timestamp,
@@ -214,8 +212,11 @@ def parse_error(
     headers: Mapping[str, str],
     body: bytes,
     request_id: str | None,
+    errors: Mapping[str, type[ServiceError]] | None = None,
 ) -> ServiceError:
-    """The exception for an error answer; any body, even none or garbage, gives one."""
+    """The exception for an error answer; any body, even none or garbage, gives one.
+
+    ``errors``: the service's classes by error code (default: EKS's)."""
     data: dict[str, Any]
     try:
         loaded = json.loads(body) if body else {}
@@ -227,7 +228,7 @@ def parse_error(
     message = data.get("message", data.get("Message"))
     if message is not None and not isinstance(message, str):
         message = str(message)
-    cls = ERRORS_BY_CODE.get(code, ServiceError)
+    cls = (ERRORS_BY_CODE if errors is None else errors).get(code, ServiceError)
     return cls(
         code=code,
         message=message,

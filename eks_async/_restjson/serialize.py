@@ -19,10 +19,8 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from .._exceptions import ParamValidationError
-from .._generated import models
-from .._generated.shapes import SHAPES
 from .._operation import OperationSpec
-from .walk import Compiled
+from .walk import Compiled, model_class, shape_row
 
 _SAFE: Final = "-._~"
 _DOT_SEGMENTS: Final = frozenset({".", ".."})
@@ -146,8 +144,8 @@ def _map(key: str, value_shape: str) -> ToWire:
 
 
 def _structure(shape_name: str) -> ToWire:
-    _, cls_name, members = SHAPES[shape_name]
-    cls = getattr(models, cls_name)
+    _, cls_name, members = shape_row(shape_name)
+    cls = model_class(shape_name, cls_name)
     # (python name, wire name, converter, required)
     plan: list[tuple[str, str, ToWire | None, bool]] = []
 
@@ -191,7 +189,7 @@ class RequestPlan:
     __slots__ = ("body_members", "empty_body", "method", "name", "path_parts", "query_members")
 
     def __init__(self, op: OperationSpec[Any]) -> None:
-        _, _, members = SHAPES[op.input_shape]
+        _, _, members = shape_row(op.input_shape)
         self.name = op.name
         self.method = op.method
         index_by_wire = {m[2]: i for i, m in enumerate(members) if m[4] == "uri"}
@@ -209,7 +207,7 @@ class RequestPlan:
         self.path_parts = tuple(parts)
         # (index, python name, wire name, converter, required, idempotency token)
         self.query_members = tuple(
-            (i, m[0], m[2], converter(m[3]), m[5], m[6], SHAPES[m[3]][0])
+            (i, m[0], m[2], converter(m[3]), m[5], m[6], shape_row(m[3])[0])
             for i, m in enumerate(members)
             if m[4] == "querystring"
         )
@@ -316,11 +314,11 @@ def serialize(op: OperationSpec[Any], values: tuple[Any, ...]) -> tuple[str, byt
 FromParams = Callable[[Any, str], Any]
 
 
-def _params_structure(_: str, shape: tuple[Any, ...]) -> FromParams:
+def _params_structure(name: str, shape: tuple[Any, ...]) -> FromParams:
     def read(value: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise _Invalid(path, f"expected a dict, got {_type_name(value)}")
-        return _structure_from_params(shape, value, path)
+        return _structure_from_params(name, shape, value, path)
 
     return read
 
@@ -387,7 +385,9 @@ def _read(shape_name: str) -> FromParams:
     return read
 
 
-def _structure_from_params(shape: tuple[Any, ...], value: Mapping[str, Any], path: str) -> Any:
+def _structure_from_params(
+    name: str, shape: tuple[Any, ...], value: Mapping[str, Any], path: str
+) -> Any:
     _, cls_name, members = shape
     by_name = {m[1]: m for m in members}
     kwargs: dict[str, Any] = {}
@@ -401,7 +401,7 @@ def _structure_from_params(shape: tuple[Any, ...], value: Mapping[str, Any], pat
     for m in members:
         if m[5] and m[0] not in kwargs and not m[6]:
             raise _Invalid(f"{path}.{m[1]}" if path else m[1], "is required")
-    cls = getattr(models, cls_name)
+    cls = model_class(name, cls_name)
     for m in members:  # optional members default to None; required ones must be passed
         if m[5] and m[0] not in kwargs:
             kwargs[m[0]] = None
@@ -410,13 +410,13 @@ def _structure_from_params(shape: tuple[Any, ...], value: Mapping[str, Any], pat
 
 def values_from_params(op: OperationSpec[Any], params: Mapping[str, Any]) -> tuple[Any, ...]:
     """The typed values of an operation from parameters given as boto3 takes them."""
-    shape = SHAPES[op.input_shape]
+    shape = shape_row(op.input_shape)
     members = shape[2]
     try:
         if not isinstance(params, Mapping):
             raise _Invalid("", f"expected a mapping of parameters, got {_type_name(params)}")
         # The top level is the keyword arguments of a boto3 call: any mapping will do there.
-        typed = _structure_from_params(shape, params, "")
+        typed = _structure_from_params(op.input_shape, shape, params, "")
     except _Invalid as exc:
         raise ParamValidationError(op.name, exc.path, exc.problem) from None
     return tuple(getattr(typed, m[0]) for m in members)

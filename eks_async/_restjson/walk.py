@@ -17,7 +17,31 @@ from typing import Any, Generic, TypeVar
 
 from .._generated.shapes import SHAPES
 
-__all__ = ["Builder", "Compiled"]
+__all__ = ["Builder", "Compiled", "model_class", "shape_row"]
+
+#: Shape names of EKS Auth's tables start with this (``eks-auth:Credentials``): its shapes
+#: share names with EKS's (``PodIdentityAssociation``) but not their form.
+AUTH_QUALIFIER = "eks-auth:"
+
+
+def shape_row(shape_name: str) -> tuple[Any, ...]:
+    """The row of a shape in its service's table (EKS's, or EKS Auth's when qualified)."""
+    if shape_name.startswith(AUTH_QUALIFIER):
+        from .._generated.eks_auth.shapes import SHAPES as AUTH_SHAPES
+
+        return AUTH_SHAPES[shape_name]
+    return SHAPES[shape_name]
+
+
+def model_class(shape_name: str, cls_name: str) -> Any:
+    """The data class (or enum) ``cls_name`` of the service ``shape_name`` belongs to."""
+    if shape_name.startswith(AUTH_QUALIFIER):
+        from .._generated.eks_auth import models as auth_models
+
+        return getattr(auth_models, cls_name)
+    from .._generated import models
+
+    return getattr(models, cls_name)
 
 F = TypeVar("F")
 
@@ -58,6 +82,6 @@ class Compiled(Generic[F]):
             return self._made[shape_name]
         except KeyError:
             pass
-        shape = SHAPES[shape_name]
+        shape = shape_row(shape_name)
         made = self._made[shape_name] = self._builders[shape[0]](shape_name, shape)
         return made

@@ -353,3 +353,26 @@ async def a_test_with_the_plugins_fixtures(
     eks_emulator.add_cluster("prod")
     out = await eks_client.describe_cluster(name="prod")
     assert_type(out, eks_async.DescribeClusterResponse)
+
+
+async def eks_auth_client() -> None:
+    from eks_async.eks_auth import (
+        AssumeRoleForPodIdentityResponse,
+        InvalidTokenException,
+    )
+    from eks_async.eks_auth import (
+        Credentials as PodCredentials,
+    )
+
+    async with eks_async.EKSAuthClient(region="us-west-2") as auth:
+        assert_type(auth, eks_async.EKSAuthClient)
+        try:
+            out = await auth.assume_role_for_pod_identity(cluster_name="prod", token="a.b.c")
+        except InvalidTokenException as error:
+            assert_type(error.code, str)
+            return
+        assert_type(out, AssumeRoleForPodIdentityResponse)
+        assert out.credentials is not None
+        assert_type(out.credentials, PodCredentials)
+        assert_type(out.credentials.secret_access_key, str)
+        await auth.assume_role_for_pod_identity(cluster_name="prod")  # type: ignore[call-arg]
