@@ -679,3 +679,38 @@ def test_username_templates() -> None:
         "AKID1",
     )
     assert expanded == f"alice-example.com|alice@example.com|{ACCOUNT}|AKID1|{{{{Unknown}}}}"
+
+
+async def test_the_creator_entry_follows_the_mode_and_names_a_sessions_role() -> None:
+    emulator = EKSEmulator(clock=ManualClock(), delays=Delays.none())
+    emulator.register_credentials(SESSION_KEY, SESSION_SECRET, arn=SESSION_ARN)
+    vpc = VpcConfigRequest(subnet_ids=VPC["subnetIds"])
+    async with emulator.client(
+        aws_access_key_id=SESSION_KEY, aws_secret_access_key=SESSION_SECRET
+    ) as eks:
+        await eks.create_cluster(name="prod", role_arn=CLUSTER_ROLE, resources_vpc_config=vpc)
+        await eks.create_cluster(
+            name="legacy",
+            role_arn=CLUSTER_ROLE,
+            resources_vpc_config=vpc,
+            access_config=eks_async.CreateAccessConfigRequest(authentication_mode="CONFIG_MAP"),
+        )
+        with pytest.raises(InvalidParameterException):
+            await eks.create_cluster(
+                name="odd",
+                role_arn=CLUSTER_ROLE,
+                resources_vpc_config=vpc,
+                access_config=eks_async.CreateAccessConfigRequest(authentication_mode="LDAP"),
+            )
+        emulator.settle()
+        entries = (await eks.list_access_entries(cluster_name="prod")).access_entries
+        assert entries == [f"arn:aws:iam::{ACCOUNT}:role/deployer"]
+        assert (await eks.list_access_entries(cluster_name="legacy")).access_entries == []
+    kube = await _cluster(emulator, "prod")
+    token = await _token(emulator, "prod", SESSION_KEY, SESSION_SECRET)
+    status, who = kube.whoami(token)
+    assert (status, who["username"]) == (
+        201,
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/alice-example.com",
+    )
+    assert kube.can(token, "delete", "namespaces")

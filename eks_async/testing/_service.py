@@ -422,7 +422,15 @@ class EKSService:
                 f"Cluster already exists with name: {name}",
                 clusterName=name,
             )
-        bootstrap = p.get("accessConfig", {}).get("bootstrapClusterCreatorAdminPermissions", True)
+        access = p.get("accessConfig", {})
+        bootstrap = access.get("bootstrapClusterCreatorAdminPermissions", True)
+        mode = access.get("authenticationMode", "API_AND_CONFIG_MAP")
+        if mode not in ("API", "API_AND_CONFIG_MAP", "CONFIG_MAP"):
+            raise _invalid(
+                f"accessConfig.authenticationMode: {str(mode)[:40]!r} is not one of API, "
+                "API_AND_CONFIG_MAP, CONFIG_MAP",
+                name,
+            )
         creator = _access.principal_of(ctx.caller_arn) if ctx.caller_arn else None
         cluster = self.add_cluster(ctx, name, p, creator=creator if bootstrap else None)
         return {"cluster": self._wire(cluster, ctx.now)}
@@ -531,7 +539,11 @@ class EKSService:
             endpoint_id=host,
         )
         self._region(ctx).clusters[name] = cluster
-        if creator is not None and _access.parse_principal(creator) is not None:
+        if (
+            creator is not None
+            and _access.parse_principal(creator) is not None
+            and cluster.authentication_mode != "CONFIG_MAP"  # no entries: the creator is admin
+        ):
             record = self._new_access_entry(ctx, cluster, creator, "STANDARD", {}, None)
             record.entry_versions.publish(0.0, dict(record.current or {}))
             admin = _access.policy_arn(ctx.partition, "AmazonEKSClusterAdminPolicy")
