@@ -10,6 +10,7 @@ Each kubectl call has a 60 s timeout as a hang guard only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -22,10 +23,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from eks_async import AccessScope, AccessScopeType
 from eks_async.testing import (
     TEST_ACCESS_KEY_ID,
     TEST_ACCOUNT_ID,
     TEST_SECRET_ACCESS_KEY,
+    Delays,
     EKSEmulator,
     run_emulator_server,
 )
@@ -253,6 +256,70 @@ def test_kubectl_with_a_refused_token_is_unauthorized(kubectl: Kubectl, tmp_path
     result = kubectl("get", "serviceaccounts", "-n", "default", kubeconfig=bad)
     assert result.returncode == 1
     assert "error: You must be logged in to the server (Unauthorized)" in result.stderr
+
+
+def test_kubectl_under_an_access_entry_with_the_view_policy(
+    kubectl: Kubectl, tmp_path: Path
+) -> None:
+    # staging (not prod, which the other tests use): the caller gets an entry with View,
+    # seen at once (no propagation delay), and kubectl shows what the entry allows.
+    emulator = kubectl.emulator
+    emulator.configure(delays=Delays.none())
+
+    async def grant() -> None:
+        async with emulator.client() as eks:
+            await eks.create_access_entry(
+                cluster_name="staging",
+                principal_arn=CALLER_ARN,
+                kubernetes_groups=["viewers"],
+                username="viewer:{{AccountID}}",
+            )
+            await eks.associate_access_policy(
+                cluster_name="staging",
+                principal_arn=CALLER_ARN,
+                policy_arn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy",
+                access_scope=AccessScope(type=AccessScopeType.CLUSTER),
+            )
+
+    asyncio.run(grant())
+    config = tmp_path / "config"
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "eks_async",
+            "--region",
+            REGION,
+            "--endpoint-url",
+            kubectl.eks_url,
+            "kubeconfig",
+            "--cluster-name",
+            "staging",
+            "--kubeconfig",
+            str(config),
+            "--exec-command",
+            f"{sys.executable} -m eks_async",
+        ],
+        kubectl.env,
+    )
+    who = {
+        row[0]: row[1:] for row in _rows(kubectl.ok("--kubeconfig", str(config), "auth", "whoami"))
+    }
+    assert who["Username"] == [f"viewer:{TEST_ACCOUNT_ID}"]
+    assert who["Groups"] == ["[viewers", "system:authenticated]"]
+    listed = kubectl("get", "serviceaccounts", "-n", "kube-system", kubeconfig=config)
+    assert listed.returncode == 0, listed.stderr
+    created = kubectl("create", "serviceaccount", "builder", "-n", "default", kubeconfig=config)
+    assert created.returncode == 1
+    assert (
+        "error: failed to create serviceaccount: serviceaccounts is forbidden: User "
+        f'"viewer:{TEST_ACCOUNT_ID}" cannot create resource "serviceaccounts" in API group "" '
+        'in the namespace "default"'
+    ) in created.stderr
+    can_create = kubectl("auth", "can-i", "create", "serviceaccounts", kubeconfig=config)
+    assert (can_create.returncode, can_create.stdout.strip()) == (1, "no")
+    can_list = kubectl("auth", "can-i", "list", "serviceaccounts", kubeconfig=config)
+    assert (can_list.returncode, can_list.stdout.strip()) == (0, "yes")
 
 
 # --------------------------------------------------------------------------- aws eks get-token

@@ -134,6 +134,26 @@ class Delays:
     identity_provider_disassociate: DelayRange = attrs.field(
         default=DelayRange(low=300.0, high=900.0), converter=_to_range
     )
+    #: How long a new access entry stays unseen by the cluster's authenticator (401).
+    access_entry_create: DelayRange = attrs.field(
+        default=DelayRange(low=1.0, high=5.0), converter=_to_range
+    )
+    #: How long the cluster keeps an entry's old user name and groups after an update.
+    access_entry_update: DelayRange = attrs.field(
+        default=DelayRange(low=1.0, high=5.0), converter=_to_range
+    )
+    #: How long the cluster still accepts a deleted entry (and its policies).
+    access_entry_delete: DelayRange = attrs.field(
+        default=DelayRange(low=1.0, high=5.0), converter=_to_range
+    )
+    #: How long a policy association (or a new scope) stays unseen by the authorizer (403).
+    access_policy_associate: DelayRange = attrs.field(
+        default=DelayRange(low=1.0, high=5.0), converter=_to_range
+    )
+    #: How long the authorizer still grants a disassociated policy.
+    access_policy_disassociate: DelayRange = attrs.field(
+        default=DelayRange(low=1.0, high=5.0), converter=_to_range
+    )
 
     @classmethod
     def none(cls) -> Delays:

@@ -311,18 +311,39 @@ class EKSEmulator:
         account_id: str | None = None,
         active: bool = True,
         tags: Mapping[str, str] | None = None,
+        authentication_mode: str = "API_AND_CONFIG_MAP",
+        admin_principal: str | None = None,
     ) -> str:
-        """Put a cluster in the state directly (ACTIVE at once, or CREATING); its ARN."""
+        """Put a cluster in the state directly (ACTIVE at once, or CREATING); its ARN.
+
+        ``authentication_mode``: the cluster's ``accessConfig.authenticationMode``. With
+        ``API_AND_CONFIG_MAP`` (the default) or ``CONFIG_MAP``, a caller with no access
+        entry may do everything on the cluster's Kubernetes API (the emulator's aws-auth
+        ConfigMap maps everyone); with ``API`` only access entries let callers in.
+        ``admin_principal``: an IAM user or role ARN given an access entry with
+        AmazonEKSClusterAdminPolicy at once, as EKS does for a cluster's creator (none by
+        default: the set-up has no creator).
+        """
+        if authentication_mode not in ("API", "API_AND_CONFIG_MAP", "CONFIG_MAP"):
+            raise ValueError(f"unknown authentication mode {authentication_mode!r}")
         with self._lock:
             ctx = self._context(account_id, region)
             params: dict[str, Any] = {"tags": dict(tags)} if tags else {}
-            return self._service.add_cluster(ctx, name, params, 0.0 if active else None).arn
+            params["accessConfig"] = {
+                "authenticationMode": authentication_mode,
+                "bootstrapClusterCreatorAdminPermissions": admin_principal is not None,
+            }
+            cluster = self._service.add_cluster(
+                ctx, name, params, 0.0 if active else None, creator=admin_principal
+            )
+            return cluster.arn
 
     def _context(
         self,
         account_id: str | None,
         region: str | None,
         fail_update: FailUpdate | None = None,
+        caller_arn: str | None = None,
     ) -> CallContext:
         return CallContext(
             account_id=account_id or self._config.default_account_id,
@@ -330,6 +351,19 @@ class EKSEmulator:
             now=self._clock.monotonic(),
             epoch=self._clock.time(),
             fail_update=fail_update,
+            caller_arn=caller_arn,
+        )
+
+    def _caller_arn(self, request: EmulatorRequest, account_id: str, region: str) -> str | None:
+        """Who signed an EKS request (the key's registered ARN, or its IAM user's)."""
+        from ._kube_auth import partition_of_region
+
+        scope = self._verifier.scope(request)
+        if scope is None:
+            return None
+        key_id = scope[0]
+        return self._arns.get(key_id) or (
+            f"arn:{partition_of_region(region)}:iam::{account_id}:user/{key_id}"
         )
 
     # --- carriers --------------------------------------------------------------------------
@@ -538,6 +572,33 @@ class EKSEmulator:
         review = self.review_token(token, cluster.name, region=region)
         if not review.authenticated or review.identity is None:
             return answer(401, unauthorized)
+        identity, grant = review.identity, None
+        with self._lock:
+            mode = cluster.authentication_mode
+            mapped = (
+                None
+                if mode == "CONFIG_MAP"
+                else self._service.kube_access(cluster, identity.arn, self._clock.monotonic())
+            )
+        if mapped is None and mode == "API":
+            logger.info(
+                "eks_async emulator: no access entry for %s on cluster %s",
+                identity.arn,
+                cluster.name,
+            )
+            return answer(401, unauthorized)
+        if mapped is not None:
+            from ._access import expand_username
+            from ._kube_auth import AUTHENTICATED_GROUP
+
+            entry, grant = mapped
+            identity = attrs.evolve(
+                identity,
+                username=expand_username(
+                    entry["username"], identity.arn, identity.account_id, identity.access_key_id
+                ),
+                groups=(*entry["kubernetesGroups"], AUTHENTICATED_GROUP),
+            )
         if negotiated is None:
             accept = (request.header("accept") or "")[:200]
             return answer(
@@ -568,10 +629,11 @@ class EKSEmulator:
                 request.query,
                 body,
                 JSON,
-                review.identity,
+                identity,
                 self._clock.time(),
                 table=negotiated.table,
                 discovery=negotiated.discovery,
+                grant=grant,
             )
         return answer(status, out)
 
@@ -629,7 +691,12 @@ class EKSEmulator:
 
         outcome = "ok"
         with self._lock:
-            ctx = self._context(account_id, region, decision.fail_update)
+            ctx = self._context(
+                account_id,
+                region,
+                decision.fail_update,
+                self._caller_arn(request, account_id, region),
+            )
             try:
                 if op_name not in EMULATED_OPERATIONS:
                     raise WireError(

@@ -22,8 +22,10 @@ Routes (below the cluster's endpoint):
 - ``POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`` (can I)
 
 Lists honour ``fieldSelector`` on ``metadata.name`` and ``metadata.namespace``; a GET
-answers a ``meta.k8s.io`` ``Table`` when asked (``table=``), as ``kubectl get`` does. Every
-authenticated caller may do everything (EKS's cluster creator is an administrator).
+answers a ``meta.k8s.io`` ``Table`` when asked (``table=``), as ``kubectl get`` does. A
+caller mapped by an access entry may do what its access policies allow (``_access``), and
+gets 403 ``Forbidden`` otherwise; any other authenticated caller may do everything (the
+emulator's aws-auth ConfigMap maps it as an administrator).
 
 Not thread-safe: the emulator calls it under its lock.
 """
@@ -45,6 +47,7 @@ from urllib.parse import unquote
 
 import attrs
 
+from ._access import Grant, allowed
 from ._kube_auth import KubernetesIdentity
 
 __all__ = ["KubeState", "status_body"]
@@ -212,15 +215,19 @@ class KubeState:
         *,
         table: str | None = None,
         discovery: str | None = None,
+        grant: Grant | None = None,
     ) -> Answer:
         """``(status, JSON body)`` for one authenticated request (``path`` below the prefix).
 
         ``table``: the meta.k8s.io version of a ``Table`` the caller accepts for a GET;
         ``discovery``: the apidiscovery.k8s.io version of an aggregated discovery document
-        it accepts for ``/api`` and ``/apis``.
+        it accepts for ``/api`` and ``/apis``; ``grant``: what the caller's access policies
+        allow (``None``: everything).
         """
         try:
-            status, answer = self._route(method, path, query, body, content_type, identity, epoch)
+            status, answer = self._route(
+                method, path, query, body, content_type, identity, epoch, grant
+            )
         except _Error as error:
             return error.answer
         if table is not None and method == "GET" and answer.get("kind") in _COLUMNS:
@@ -238,6 +245,7 @@ class KubeState:
         content_type: str | None,
         identity: KubernetesIdentity,
         epoch: float,
+        grant: Grant | None = None,
     ) -> Answer:
         segments = [unquote(s) for s in path.strip("/").split("/")] if path.strip("/") else []
         dry_run = any(
@@ -249,6 +257,8 @@ class KubeState:
             return _read_body(body, content_type)
 
         params = _query(query)
+        if grant is not None:
+            _authorize(grant, identity.username, method, segments)
         found = _discovery(segments) if method == "GET" else None
         if found is not None:
             return 200, found
@@ -313,7 +323,7 @@ class KubeState:
                 raise _method(method)
             case ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]:
                 if method == "POST":
-                    return self._access_review(read())
+                    return self._access_review(read(), grant)
                 raise _method(method)
         raise _Error(404, "the server could not find the requested resource", details={})
 
@@ -389,7 +399,7 @@ class KubeState:
         signature = part(hmac.new(self._token_key, signed, hashlib.sha256).digest())
         return f"{header}.{payload}.{signature}"
 
-    def _access_review(self, body: dict[str, Any]) -> Answer:
+    def _access_review(self, body: dict[str, Any], grant: Grant | None = None) -> Answer:
         _check_kind(body, "SelfSubjectAccessReview", "authorization.k8s.io/v1")
         spec = body.get("spec")
         if not isinstance(spec, dict) or not (
@@ -408,10 +418,7 @@ class KubeState:
             "apiVersion": "authorization.k8s.io/v1",
             "metadata": {"creationTimestamp": None},
             "spec": copy.deepcopy(spec),
-            "status": {
-                "allowed": True,
-                "reason": "the emulator allows every authenticated caller everything",
-            },
+            "status": _review_status(grant, spec),
         }
 
     def _table(self, answer: dict[str, Any], version: str, epoch: float) -> dict[str, Any]:
@@ -528,6 +535,81 @@ class KubeState:
         meta["resourceVersion"] = str(self._resource_version)
         self.service_accounts[(namespace, name)] = updated
         return 200, copy.deepcopy(updated)
+
+
+_VERBS: Final = {"POST": "create", "PUT": "update", "DELETE": "delete", "PATCH": "patch"}
+
+
+def _authorize(grant: Grant, username: str, method: str, segments: list[str]) -> None:
+    """Raise 403 unless the grant allows this request (discovery and reviews are open)."""
+    namespace, name, subresource = "", "", ""
+    match segments:
+        case ["api", "v1", "namespaces"]:
+            resource = "namespaces"
+        case ["api", "v1", "namespaces", ns]:
+            resource, name = "namespaces", ns
+        case ["api", "v1", "serviceaccounts"]:
+            resource = "serviceaccounts"
+        case ["api", "v1", "namespaces", ns, "serviceaccounts"]:
+            resource, namespace = "serviceaccounts", ns
+        case ["api", "v1", "namespaces", ns, "serviceaccounts", sa]:
+            resource, namespace, name = "serviceaccounts", ns, sa
+        case ["api", "v1", "namespaces", ns, "serviceaccounts", sa, "token"]:
+            resource, namespace, name, subresource = "serviceaccounts", ns, sa, "token"
+        case _:
+            return
+    verb = ("get" if name else "list") if method == "GET" else _VERBS.get(method, method.lower())
+    if allowed(
+        grant,
+        verb=verb,
+        resource=resource,
+        namespace=namespace,
+        subresource=subresource,
+        name=name,
+    ):
+        return
+    what = f"{resource}/{subresource}" if subresource else resource
+    where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    subject = f'{resource} "{name}"' if name else resource
+    raise _Error(
+        403,
+        f'{subject} is forbidden: User "{username}" cannot {verb} resource "{what}" '
+        f'in API group "" {where}',
+        details={"name": name, "kind": resource} if name else {"kind": resource},
+    )
+
+
+def _review_status(grant: Grant | None, spec: dict[str, Any]) -> dict[str, Any]:
+    if grant is None:
+        return {
+            "allowed": True,
+            "reason": "the emulator allows every caller without an access entry everything",
+        }
+    attributes = spec.get("resourceAttributes")
+    if isinstance(attributes, dict):
+
+        def text(key: str) -> str:
+            value = attributes.get(key)
+            return value if isinstance(value, str) else ""
+
+        ok = allowed(
+            grant,
+            verb=text("verb"),
+            resource=text("resource"),
+            namespace=text("namespace"),
+            group=text("group"),
+            subresource=text("subresource"),
+            name=text("name"),
+        )
+    else:  # non-resource URLs: reading them (discovery, /version) is open, the rest is admin's
+        verb = (spec.get("nonResourceAttributes") or {}).get("verb")
+        ok = verb == "get" or any(
+            policy == "AmazonEKSClusterAdminPolicy" and scope is None
+            for policy, scope in grant.policies
+        )
+    if ok:
+        return {"allowed": True, "reason": "allowed by the access entry's access policies"}
+    return {"allowed": False}
 
 
 def _method(method: str) -> _Error:

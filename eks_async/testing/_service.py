@@ -30,6 +30,8 @@ import attrs
 
 from .._generated.operations import OPERATIONS
 from .._generated.shapes import SHAPES
+from . import _access
+from ._access import AccessEntryRecord, Grant
 from ._config import EmulatorConfig
 from ._wire import WireError
 
@@ -94,6 +96,8 @@ class CallContext:
     epoch: float
     #: Set when the Update this call starts must fail.
     fail_update: FailUpdate | None = None
+    #: The caller's IAM ARN, when known (the cluster creator's access entry).
+    caller_arn: str | None = None
 
     @property
     def partition(self) -> str:
@@ -212,6 +216,8 @@ class _Cluster:
     associations: dict[str, _Association] = attrs.Factory(dict)
     identity_providers: dict[str, _IdentityProviderConfig] = attrs.Factory(dict)
     updates: dict[str, _Update] = attrs.Factory(dict)
+    #: Access entries by principal ARN.
+    access_entries: dict[str, AccessEntryRecord] = attrs.Factory(dict)
     #: The cluster's Kubernetes objects, made on the first Kubernetes API request.
     kube: Any = None
 
@@ -245,6 +251,18 @@ class _Cluster:
                 del self.associations[assoc.id]
             else:
                 yield assoc
+
+    def access_entry(self, principal_arn: str, now: float) -> AccessEntryRecord | None:
+        """The entry as the API sees it (``None`` when absent or deleted)."""
+        record = self.access_entries.get(principal_arn)
+        if record is not None and record.gone(now):
+            del self.access_entries[principal_arn]
+            return None
+        return record if record is not None and record.current is not None else None
+
+    @property
+    def authentication_mode(self) -> str:
+        return str(self.static["accessConfig"]["authenticationMode"])
 
     def identity_provider(self, name: str, now: float) -> _IdentityProviderConfig | None:
         config = self.identity_providers.get(name)
@@ -441,7 +459,17 @@ class EKSService:
                 f"Cluster already exists with name: {name}",
                 clusterName=name,
             )
-        cluster = self.add_cluster(ctx, name, p)
+        access = p.get("accessConfig", {})
+        bootstrap = access.get("bootstrapClusterCreatorAdminPermissions", True)
+        mode = access.get("authenticationMode", "API_AND_CONFIG_MAP")
+        if mode not in ("API", "API_AND_CONFIG_MAP", "CONFIG_MAP"):
+            raise _invalid(
+                f"accessConfig.authenticationMode: {str(mode)[:40]!r} is not one of API, "
+                "API_AND_CONFIG_MAP, CONFIG_MAP",
+                name,
+            )
+        creator = _access.principal_of(ctx.caller_arn) if ctx.caller_arn else None
+        cluster = self.add_cluster(ctx, name, p, creator=creator if bootstrap else None)
         return {"cluster": self._wire(cluster, ctx.now)}
 
     def _wire(self, cluster: _Cluster, now: float) -> dict[str, Any]:
@@ -471,12 +499,20 @@ class EKSService:
         return None
 
     def add_cluster(
-        self, ctx: CallContext, name: str, p: dict[str, Any], delay: float | None = None
+        self,
+        ctx: CallContext,
+        name: str,
+        p: dict[str, Any],
+        delay: float | None = None,
+        *,
+        creator: str | None = None,
     ) -> _Cluster:
         """Put a cluster in the state (CreateCluster, or a test's set-up).
 
         It turns ACTIVE after ``delay`` EKS seconds (by default, a draw of the configured
-        creation delay).
+        creation delay). ``creator``: an IAM user or role ARN that gets an access entry with
+        AmazonEKSClusterAdminPolicy, seen by the cluster from the start (as EKS bootstraps
+        the cluster creator's).
         """
         if delay is None:
             delay = self.config.delays.cluster_create.draw(self._delays)
@@ -514,7 +550,7 @@ class EKSService:
                 "bootstrapClusterCreatorAdminPermissions": access_in.get(
                     "bootstrapClusterCreatorAdminPermissions", True
                 ),
-                "authenticationMode": access_in.get("authenticationMode", "CONFIG_MAP"),
+                "authenticationMode": access_in.get("authenticationMode", "API_AND_CONFIG_MAP"),
             },
             "upgradePolicy": {
                 "supportType": p.get("upgradePolicy", {}).get("supportType", "EXTENDED")
@@ -540,6 +576,15 @@ class EKSService:
             endpoint_id=host,
         )
         self._region(ctx).clusters[name] = cluster
+        if (
+            creator is not None
+            and _access.parse_principal(creator) is not None
+            and cluster.authentication_mode != "CONFIG_MAP"  # no entries: the creator is admin
+        ):
+            record = self._new_access_entry(ctx, cluster, creator, "STANDARD", {}, None)
+            record.entry_versions.publish(0.0, dict(record.current or {}))
+            admin = _access.policy_arn(ctx.partition, "AmazonEKSClusterAdminPolicy")
+            self._set_policy(ctx, record, admin, {"type": "cluster"}, 0.0)
         return cluster
 
     def describe_cluster(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -733,6 +778,341 @@ class EKSService:
         assoc.current = None
         assoc.publish(ctx.now + self.config.delays.association_delete.draw(self._delays), None)
         return {"association": self._association_view(assoc, last)}
+
+    # --- access entries and access policies -----------------------------------------------
+
+    def _entry(self, ctx: CallContext, cluster: _Cluster, principal_arn: str) -> AccessEntryRecord:
+        record = cluster.access_entry(principal_arn, ctx.now)
+        if record is None:
+            raise WireError(
+                "ResourceNotFoundException",
+                f"The specified principalArn could not be found. You can view your available "
+                f"access entries with 'list-access-entries'. ({principal_arn[:200]})",
+                clusterName=cluster.name,
+            )
+        return record
+
+    def _new_access_entry(
+        self,
+        ctx: CallContext,
+        cluster: _Cluster,
+        principal_arn: str,
+        entry_type: str,
+        tags: dict[str, str],
+        username: str | None,
+        groups: list[str] | None = None,
+    ) -> AccessEntryRecord:
+        parsed = _access.parse_principal(principal_arn)
+        assert parsed is not None
+        _partition, account, kind, path_name = parsed
+        arn = (
+            f"arn:{ctx.partition}:eks:{ctx.region}:{ctx.account_id}:access-entry/"
+            f"{cluster.name}/{kind}/{account}/{path_name.rpartition('/')[2]}/{self._uuid()}"
+        )
+        kube_groups = list(groups or []) if entry_type == "STANDARD" else ["system:nodes"]
+        current: dict[str, Any] = {
+            "clusterName": cluster.name,
+            "principalArn": principal_arn,
+            "kubernetesGroups": kube_groups,
+            "accessEntryArn": arn,
+            "createdAt": _ms(ctx.epoch),
+            "modifiedAt": _ms(ctx.epoch),
+            "username": username or _access.default_username(entry_type, principal_arn),
+            "type": entry_type,
+        }
+        record = cluster.access_entries.get(principal_arn)
+        if record is None:
+            record = AccessEntryRecord(
+                principal_arn=principal_arn, current=current, policies={}, tags=dict(tags)
+            )
+            cluster.access_entries[principal_arn] = record
+        else:  # re-created while its deletion still propagates: same history
+            record.current, record.policies, record.tags = current, {}, dict(tags)
+        return record
+
+    def _entry_view(self, record: AccessEntryRecord) -> dict[str, Any]:
+        assert record.current is not None
+        out = json.loads(json.dumps(record.current))
+        if record.tags:
+            out["tags"] = dict(record.tags)
+        return out  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _check_names(cluster: str, username: str | None, groups: list[str] | None) -> None:
+        if username is not None:
+            if not username or len(username) > 256:
+                raise _invalid("username must be 1 to 256 characters", cluster)
+            if username.lower().startswith(_access.RESERVED_PREFIXES):
+                raise _invalid(
+                    f"username {username[:80]!r} is not valid: a username can't start with "
+                    + ", ".join(_access.RESERVED_PREFIXES),
+                    cluster,
+                )
+        for group in groups or []:
+            if not group or len(group) > 256:
+                raise _invalid("a Kubernetes group name must be 1 to 256 characters", cluster)
+            if group.lower().startswith(_access.RESERVED_PREFIXES):
+                raise _invalid(
+                    f"kubernetesGroups: {group[:80]!r} is not valid: a group name can't start "
+                    "with " + ", ".join(_access.RESERVED_PREFIXES),
+                    cluster,
+                )
+
+    def create_access_entry(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["clusterName"]
+        cluster = self._active_cluster(ctx, name)
+        if cluster.authentication_mode == "CONFIG_MAP":
+            raise WireError(
+                "InvalidRequestException",
+                f"The cluster {name} authentication mode is CONFIG_MAP: set it to API or "
+                "API_AND_CONFIG_MAP to use access entries.",
+                clusterName=name,
+            )
+        principal_arn = p["principalArn"]
+        entry_type = p.get("type", "STANDARD")
+        if entry_type not in _access.ENTRY_TYPES:
+            raise _invalid(
+                f"type: {entry_type[:40]!r} is not one of " + ", ".join(_access.ENTRY_TYPES), name
+            )
+        if _access.SESSION_ARN.fullmatch(principal_arn):
+            raise _invalid(
+                "principalArn: an STS session can't have an access entry; use its IAM role's ARN",
+                name,
+            )
+        parsed = _access.parse_principal(principal_arn)
+        if parsed is None:
+            raise _invalid(
+                f"principalArn: {principal_arn[:100]!r} is not a valid IAM user or role ARN", name
+            )
+        username, groups = p.get("username"), p.get("kubernetesGroups")
+        if entry_type != "STANDARD":
+            if username is not None or groups:
+                raise _invalid(
+                    f"username and kubernetesGroups can only be set for STANDARD access entries, "
+                    f"not {entry_type}",
+                    name,
+                )
+            if parsed[2] != "role" or parsed[1] != ctx.account_id:
+                raise _invalid(
+                    f"principalArn: a {entry_type} access entry needs an IAM role of the "
+                    f"cluster's account {ctx.account_id}",
+                    name,
+                )
+        self._check_names(name, username, groups)
+        if cluster.access_entry(principal_arn, ctx.now) is not None:
+            raise WireError(
+                "ResourceInUseException",
+                f"The specified access entry resource is already in use on this cluster. "
+                f"({principal_arn[:200]})",
+                clusterName=name,
+            )
+        record = self._new_access_entry(
+            ctx, cluster, principal_arn, entry_type, dict(p.get("tags", {})), username, groups
+        )
+        assert record.current is not None
+        record.entry_versions.publish(
+            ctx.now + self.config.delays.access_entry_create.draw(self._delays),
+            dict(record.current),
+        )
+        return {"accessEntry": self._entry_view(record)}
+
+    def describe_access_entry(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
+        cluster = self._cluster(ctx, p["clusterName"])
+        return {"accessEntry": self._entry_view(self._entry(ctx, cluster, p["principalArn"]))}
+
+    def list_access_entries(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
+        cluster = self._cluster(ctx, p["clusterName"])
+        wanted = p.get("associatedPolicyArn")
+        if wanted is not None and _access.policy_name(wanted) is None:
+            raise _invalid(f"associatedPolicyArn: {wanted[:100]!r} is not an access policy", None)
+        principals = [
+            arn
+            for arn in list(cluster.access_entries)
+            if (record := cluster.access_entry(arn, ctx.now)) is not None
+            and (wanted is None or wanted in record.policies)
+        ]
+        page, token = self._page("ListAccessEntries", principals, lambda a: a, p)
+        out: dict[str, Any] = {"accessEntries": page}
+        if token:
+            out["nextToken"] = token
+        return out
+
+    def update_access_entry(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["clusterName"]
+        cluster = self._active_cluster(ctx, name)
+        record = self._entry(ctx, cluster, p["principalArn"])
+        assert record.current is not None
+        current = dict(record.current)
+        username, groups = p.get("username"), p.get("kubernetesGroups")
+        if current["type"] != "STANDARD" and (username is not None or groups is not None):
+            raise _invalid(
+                "username and kubernetesGroups can only be set for STANDARD access entries, "
+                f"not {current['type']}",
+                name,
+            )
+        self._check_names(name, username, groups)
+        if username is not None:
+            current["username"] = username
+        if groups is not None:
+            current["kubernetesGroups"] = list(groups)
+        current["modifiedAt"] = _ms(ctx.epoch)
+        record.current = current
+        record.entry_versions.publish(
+            ctx.now + self.config.delays.access_entry_update.draw(self._delays), dict(current)
+        )
+        return {"accessEntry": self._entry_view(record)}
+
+    def delete_access_entry(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
+        cluster = self._cluster(ctx, p["clusterName"])
+        record = self._entry(ctx, cluster, p["principalArn"])
+        at = ctx.now + self.config.delays.access_entry_delete.draw(self._delays)
+        record.current, record.policies = None, {}
+        record.entry_versions.publish(at, None)
+        record.policy_versions.publish(at, {})
+        return {}
+
+    def _set_policy(
+        self,
+        ctx: CallContext,
+        record: AccessEntryRecord,
+        policy: str,
+        scope: dict[str, Any],
+        visible_from: float,
+    ) -> dict[str, Any]:
+        existing = record.policies.get(policy)
+        associated = existing["associatedAt"] if existing else _ms(ctx.epoch)
+        wire: dict[str, Any] = {
+            "policyArn": policy,
+            "accessScope": {"type": scope["type"], "namespaces": list(scope.get("namespaces", []))},
+            "associatedAt": associated,
+            "modifiedAt": _ms(ctx.epoch),
+        }
+        record.policies[policy] = wire
+        self._publish_policies(record, visible_from)
+        return wire
+
+    @staticmethod
+    def _publish_policies(record: AccessEntryRecord, visible_from: float) -> None:
+        snapshot = {
+            arn: (
+                None
+                if wire["accessScope"]["type"] == "cluster"
+                else tuple(wire["accessScope"]["namespaces"])
+            )
+            for arn, wire in record.policies.items()
+        }
+        record.policy_versions.publish(visible_from, snapshot)
+
+    def associate_access_policy(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["clusterName"]
+        cluster = self._active_cluster(ctx, name)
+        record = self._entry(ctx, cluster, p["principalArn"])
+        assert record.current is not None
+        policy = p["policyArn"]
+        if _access.policy_name(policy) is None:
+            raise _invalid(f"policyArn: {policy[:100]!r} is not an access policy", name)
+        scope = p["accessScope"]
+        scope_type, namespaces = scope.get("type"), scope.get("namespaces", [])
+        if scope_type not in ("cluster", "namespace"):
+            raise _invalid("accessScope.type must be cluster or namespace", name)
+        if scope_type == "cluster" and namespaces:
+            raise _invalid("accessScope.namespaces must be empty for a cluster scope", name)
+        if scope_type == "namespace":
+            if not namespaces:
+                raise _invalid("accessScope.namespaces is required for a namespace scope", name)
+            for pattern in namespaces:
+                if len(pattern) > 63 or not re.fullmatch(
+                    r"[a-z0-9*]([-a-z0-9*]*[a-z0-9*])?", pattern
+                ):
+                    raise _invalid(
+                        f"accessScope.namespaces: {pattern[:80]!r} is not a valid namespace "
+                        "name or pattern",
+                        name,
+                    )
+        if record.current["type"] != "STANDARD":
+            raise WireError(
+                "InvalidRequestException",
+                f"Access policies can only be associated with STANDARD access entries, not "
+                f"{record.current['type']}.",
+                clusterName=name,
+            )
+        delay = self.config.delays.access_policy_associate.draw(self._delays)
+        wire = self._set_policy(
+            ctx, record, policy, {"type": scope_type, "namespaces": namespaces}, ctx.now + delay
+        )
+        return {
+            "clusterName": name,
+            "principalArn": record.principal_arn,
+            "associatedAccessPolicy": dict(wire),
+        }
+
+    def disassociate_access_policy(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["clusterName"]
+        cluster = self._cluster(ctx, name)
+        record = self._entry(ctx, cluster, p["principalArn"])
+        if p["policyArn"] not in record.policies:
+            raise WireError(
+                "ResourceNotFoundException",
+                f"The access policy {p['policyArn'][:200]} is not associated with the access "
+                f"entry {record.principal_arn[:200]}.",
+                clusterName=name,
+            )
+        del record.policies[p["policyArn"]]
+        delay = self.config.delays.access_policy_disassociate.draw(self._delays)
+        self._publish_policies(record, ctx.now + delay)
+        return {}
+
+    def list_associated_access_policies(
+        self, ctx: CallContext, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        name = p["clusterName"]
+        cluster = self._cluster(ctx, name)
+        record = self._entry(ctx, cluster, p["principalArn"])
+        page, token = self._page(
+            "ListAssociatedAccessPolicies", list(record.policies), lambda a: a, p
+        )
+        out: dict[str, Any] = {
+            "clusterName": name,
+            "principalArn": record.principal_arn,
+            "associatedAccessPolicies": [json.loads(json.dumps(record.policies[a])) for a in page],
+        }
+        if token:
+            out["nextToken"] = token
+        return out
+
+    def list_access_policies(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
+        names = sorted(_access.ACCESS_POLICIES)
+        page, token = self._page("ListAccessPolicies", names, lambda n: n, p)
+        out: dict[str, Any] = {
+            "accessPolicies": [
+                {"name": n, "arn": _access.policy_arn(ctx.partition, n)} for n in page
+            ]
+        }
+        if token:
+            out["nextToken"] = token
+        return out
+
+    def kube_access(
+        self, cluster: _Cluster, caller_arn: str, now: float
+    ) -> tuple[dict[str, Any], Grant] | None:
+        """The access entry the cluster's authenticator maps a caller to, as it sees it now,
+        with the policies its authorizer sees; ``None`` when it sees no entry."""
+        for record in cluster.access_entries.values():
+            if not _access.matches(record.principal_arn, caller_arn):
+                continue
+            view = record.entry_versions.view(now)
+            if view is None:
+                continue
+            policies = record.policy_versions.view(now) or {}
+            grant = Grant(
+                policies=tuple(
+                    (name, scope)
+                    for arn, scope in sorted(policies.items())
+                    if (name := _access.policy_name(arn)) is not None
+                )
+            )
+            return dict(view), grant
+        return None
 
     # --- identity provider configs and updates ---------------------------------------------
 
@@ -960,6 +1340,11 @@ class EKSService:
             assoc = cluster.associations.get(parts[1])
             if assoc is not None and assoc.current is not None and assoc.arn == arn:
                 return assoc.tags
+        if kind == "access-entry" and len(parts) == 5:
+            for record in list(cluster.access_entries.values()):
+                entry = cluster.access_entry(record.principal_arn, ctx.now)
+                if entry is not None and entry.current and entry.current["accessEntryArn"] == arn:
+                    return entry.tags
         if kind == "identityproviderconfig" and len(parts) == 4:
             config = cluster.identity_provider(parts[2], ctx.now)
             if config is not None and config.arn == arn:
@@ -999,6 +1384,8 @@ class EKSService:
                     latest = max(latest, assoc.versions[-1][0])
                 for config in cluster.identity_providers.values():
                     latest = max(latest, config.active_at, config.gone_at or 0.0)
+                for entry in cluster.access_entries.values():
+                    latest = max(latest, entry.entry_versions.last(), entry.policy_versions.last())
                 for update in cluster.updates.values():
                     latest = max(latest, update.done_at)
         return latest
@@ -1049,6 +1436,15 @@ _HANDLERS: Final[dict[str, Handler]] = {
     "DescribeIdentityProviderConfig": EKSService.describe_identity_provider_config,
     "ListIdentityProviderConfigs": EKSService.list_identity_provider_configs,
     "DisassociateIdentityProviderConfig": EKSService.disassociate_identity_provider_config,
+    "CreateAccessEntry": EKSService.create_access_entry,
+    "DescribeAccessEntry": EKSService.describe_access_entry,
+    "ListAccessEntries": EKSService.list_access_entries,
+    "UpdateAccessEntry": EKSService.update_access_entry,
+    "DeleteAccessEntry": EKSService.delete_access_entry,
+    "AssociateAccessPolicy": EKSService.associate_access_policy,
+    "DisassociateAccessPolicy": EKSService.disassociate_access_policy,
+    "ListAssociatedAccessPolicies": EKSService.list_associated_access_policies,
+    "ListAccessPolicies": EKSService.list_access_policies,
     "DescribeUpdate": EKSService.describe_update,
     "ListUpdates": EKSService.list_updates,
     "TagResource": EKSService.tag_resource,
