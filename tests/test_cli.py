@@ -192,7 +192,6 @@ def test_readme_demo_command_on_a_fresh_virtual_environment(tmp_path: Path) -> N
 
 def test_ctrl_c_while_waiting_stops_cleanly() -> None:
     import signal
-    import time
 
     emulator = EKSEmulator(time_scale=1.0)  # EKS's real pace: the update takes 15+ minutes
     emulator.add_cluster("prod")
@@ -211,12 +210,12 @@ def test_ctrl_c_while_waiting_stops_cleanly() -> None:
             [*base, "update", "wait", "--cluster-name", "prod", "--update-id", update_id],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         )
-        deadline = time.monotonic() + 30
         assert proc.stderr is not None
         first = proc.stderr.readline()  # the first poll's line: the wait is under way
         assert "update_successful: InProgress" in first
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        # A hang guard only: on a loaded machine the interpreter's exit alone can take long.
+        out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     assert out == ""

@@ -434,3 +434,18 @@ async def test_the_hold_is_set_through_the_admin_api() -> None:
         out = await eks.create_pod_identity_association(
             cluster_name="prod", namespace="payments", service_account="api", role_arn=ROLE)
     assert out.association is not None and out.association.role_arn == ROLE
+
+
+async def test_create_access_entry_is_retried_until_the_emulator_knows_the_principal() -> None:
+    emu = emulator(role_propagation=5.0)
+    events: list[RetryEvent] = []
+    principal = "arn:aws:iam::123456789012:role/ci-deployer"
+    async with moving(emu, events) as eks:
+        out = await eks.create_access_entry(cluster_name="prod", principal_arn=principal)
+        listed = await eks.list_access_entries(cluster_name="prod")
+    counts = emu.calls("CreateAccessEntry")
+    assert counts.ok == 1 and counts.error == len(events) >= 1
+    assert {e.kind for e in events} == {"iam_propagation"}
+    assert sum(e.delay for e in events) >= 5.0 > sum(e.delay for e in events[:-1])
+    assert out.access_entry is not None and out.access_entry.principal_arn == principal
+    assert listed.access_entries == [principal]

@@ -899,6 +899,7 @@ class EKSService:
                     name,
                 )
         self._check_names(name, username, groups)
+        self.hold_new_principal(ctx, name, principal_arn, message=PRINCIPAL_NOT_PROPAGATED)
         if cluster.access_entry(principal_arn, ctx.now) is not None:
             raise WireError(
                 "ResourceInUseException",
