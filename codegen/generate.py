@@ -31,6 +31,8 @@ API_REF = "https://docs.aws.amazon.com/eks/latest/APIReference"
 #: Operations whose method takes ``wait=True`` (returns once the change is visible).
 WAIT_OPERATIONS = frozenset(
     {
+        "CreateAccessEntry",
+        "AssociateAccessPolicy",
         "CreatePodIdentityAssociation",
         "UpdatePodIdentityAssociation",
         "DeletePodIdentityAssociation",

@@ -40,6 +40,8 @@ from ._waiters.engine import (
 )
 
 __all__ = [
+    "AccessCheck",
+    "CanI",
     "ClusterToken",
     "ConfigurationError",
     "Credentials",
@@ -49,6 +51,7 @@ __all__ = [
     "EKSAuthClient",
     "EKSClient",
     "EndpointResolutionError",
+    "KubernetesAPIError",
     "Limits",
     "Paginator",
     "Paginators",
@@ -77,6 +80,7 @@ __all__ = [
 if TYPE_CHECKING:
     from ._eks_auth import EKSAuthClient
     from ._generated.models import *  # noqa: F403
+    from ._waiters.access import AccessCheck, CanI, KubernetesAPIError
 
 
 def __getattr__(name: str) -> Any:
@@ -89,11 +93,21 @@ def __getattr__(name: str) -> Any:
 
         globals()[name] = EKSAuthClient
         return EKSAuthClient
+    if name in _ACCESS_NAMES:
+        # access_entry_effective's types load with it, not with ``import eks_async``.
+        from ._waiters import access
+
+        value = getattr(access, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _MODEL_NAMES | {"EKSAuthClient"})
+    return sorted(set(globals()) | _MODEL_NAMES | _ACCESS_NAMES | {"EKSAuthClient"})
+
+
+_ACCESS_NAMES = frozenset({"AccessCheck", "CanI", "KubernetesAPIError"})
 
 
 _MODEL_NAMES = frozenset(_models.__all__)

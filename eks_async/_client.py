@@ -82,7 +82,22 @@ class EKSClient(ClientCore, EKSOperations):
     ) -> None:
         waiters = self.waiters
         cluster = values[0]
-        if operation == "CreatePodIdentityAssociation":
+        if operation in ("CreateAccessEntry", "AssociateAccessPolicy"):
+            # wait= waits for THIS client's own token (no STS GetCallerIdentity call to
+            # check who the principal is): use it when the principal is the caller.
+            await waiters.access_entry_effective(
+                cluster_name=cluster,
+                expect_groups=(
+                    output.access_entry.kubernetes_groups
+                    if operation == "CreateAccessEntry"
+                    else None
+                ),
+                can_i=_policy_probe(values[2], values[3])
+                if operation == "AssociateAccessPolicy"
+                else None,
+                config=config,
+            )
+        elif operation == "CreatePodIdentityAssociation":
             await waiters.pod_identity_association_visible(
                 cluster_name=cluster,
                 association_id=output.association.association_id,
@@ -123,3 +138,28 @@ class EKSClient(ClientCore, EKSOperations):
             )
         else:  # pragma: no cover - the generator offers wait= only for the ones above
             raise NotImplementedError(operation)
+
+
+#: Access policies whose every scope lets its holder list pods (what ``wait=`` checks).
+_LISTING_POLICIES = frozenset(
+    "arn:aws:eks::aws:cluster-access-policy/" + name
+    for name in (
+        "AmazonEKSClusterAdminPolicy",
+        "AmazonEKSAdminPolicy",
+        "AmazonEKSEditPolicy",
+        "AmazonEKSViewPolicy",
+        "AmazonEKSAdminViewPolicy",
+    )
+)
+
+
+def _policy_probe(policy_arn: str, scope: Any) -> tuple[str, str, str] | None:
+    """The action ``associate_access_policy(wait=True)`` checks: listing pods where the
+    policy applies (a namespace without wildcards, or cluster-wide); ``None`` (only
+    authentication is waited for) for other policies and wildcard-only scopes."""
+    if policy_arn not in _LISTING_POLICIES:
+        return None
+    if str(getattr(scope, "type", "cluster")) != "namespace":
+        return ("list", "pods", "")
+    plain = [n for n in getattr(scope, "namespaces", None) or () if "*" not in n]
+    return ("list", "pods", plain[0]) if plain else None

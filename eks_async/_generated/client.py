@@ -161,9 +161,10 @@ class EKSOperations:
         principal_arn: str,
         policy_arn: str,
         access_scope: AccessScope,
+        wait: bool | WaiterConfig = False,
     ) -> AssociateAccessPolicyResponse:
         """``AssociateAccessPolicy``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateAccessPolicy.html"""
-        return await self._invoke(_ops.ASSOCIATE_ACCESS_POLICY, (cluster_name, principal_arn, policy_arn, access_scope))
+        return await self._invoke(_ops.ASSOCIATE_ACCESS_POLICY, (cluster_name, principal_arn, policy_arn, access_scope), wait=wait)
 
     async def associate_encryption_config(
         self,
@@ -207,9 +208,10 @@ class EKSOperations:
         client_request_token: str | None = None,
         username: str | None = None,
         type: str | None = None,
+        wait: bool | WaiterConfig = False,
     ) -> CreateAccessEntryResponse:
         """``CreateAccessEntry``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAccessEntry.html"""
-        return await self._invoke(_ops.CREATE_ACCESS_ENTRY, (cluster_name, principal_arn, kubernetes_groups, tags, client_request_token, username, type))
+        return await self._invoke(_ops.CREATE_ACCESS_ENTRY, (cluster_name, principal_arn, kubernetes_groups, tags, client_request_token, username, type), wait=wait)
 
     async def create_addon(
         self,

@@ -647,7 +647,9 @@ OPERATIONS: Final[dict[str, OperationSpec[Any]]] = {
 #: Operations whose methods take ``wait=True``.
 WAIT_OPERATIONS: Final = frozenset(
     {
+        'AssociateAccessPolicy',
         'AssociateIdentityProviderConfig',
+        'CreateAccessEntry',
         'CreatePodIdentityAssociation',
         'DeletePodIdentityAssociation',
         'DisassociateIdentityProviderConfig',

@@ -8,7 +8,7 @@ minutes. Their defaults fit EKS's real timings; every one can be overridden per 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._exceptions import EKSAsyncError, ServiceError
@@ -23,12 +23,14 @@ from .engine import (
 )
 
 if TYPE_CHECKING:
+    from .._auth.credentials import Credentials, CredentialsProvider
     from .._client import EKSClient
     from .._generated.models import (
         DescribeIdentityProviderConfigResponse,
         DescribePodIdentityAssociationResponse,
         DescribeUpdateResponse,
     )
+    from .access import AccessCheck, CanI
 
 Progress = Callable[[WaitProgress], None] | None
 T = TypeVar("T")
@@ -217,6 +219,50 @@ class IdentityWaiters(WaiterCore):
 
         return await Waiter(waiter, poll, decide, _merge(UPDATE_DEFAULTS, config),
                             on_progress).run()
+
+    async def access_entry_effective(
+        self,
+        *,
+        cluster_name: str,
+        principal_arn: str | None = None,
+        expect_username: str | None = None,
+        expect_groups: Sequence[str] | None = None,
+        can_i: CanI | Sequence[str] | None = None,
+        credentials: Credentials | CredentialsProvider | None = None,
+        config: WaiterConfig | None = None,
+        on_progress: Progress = None,
+    ) -> AccessCheck:
+        """Wait until a principal's access entry (and policies) work in the cluster.
+
+        Polls the cluster's Kubernetes API with a token made from the principal's
+        credentials: this client's own (``eks.get_token``), or ``credentials`` (a
+        ``Credentials`` or a provider). Success: ``SelfSubjectReview`` authenticates the
+        token, as ``expect_username`` when given and with every group of
+        ``expect_groups`` (or, with ``principal_arn`` and no ``expect_groups``, the
+        groups of that principal's access entry); then, with ``can_i`` (a ``CanI`` or
+        ``(verb, resource[, namespace])``), ``SelfSubjectAccessReview`` allows the action.
+        Returns the last ``AccessCheck`` (user name and groups; never the token).
+
+        401, 403 and a review that says "not allowed" are the propagation window: polled
+        through. 429 and 5xx of the Kubernetes API slow the polls down, as EKS throttling
+        does. Anything else raises ``WaiterFailureError``. Running out of time raises
+        ``WaiterTimeoutError`` whose ``last_error`` is the last 401/403
+        (``KubernetesAPIError``). Default: polls from 2 s growing to 10 s, up to 3 minutes
+        (``ACCESS_DEFAULTS``). The endpoint and CA come from DescribeCluster.
+        """
+        from .access import access_entry_effective
+
+        return await access_entry_effective(
+            self._client,
+            cluster_name=cluster_name,
+            principal_arn=principal_arn,
+            expect_username=expect_username,
+            expect_groups=expect_groups,
+            can_i=can_i,
+            credentials=credentials,
+            config=config,
+            on_progress=on_progress,
+        )
 
     async def pod_identity_association_visible(
         self,
