@@ -45,7 +45,7 @@ from eks_async.testing import (
     pod_identity_agent_url,
 )
 
-from ._emulator_support import ROLE, check_value
+from ._emulator_support import OTHER_ROLE, ROLE, check_value
 
 # Describe sees the association 2 s after Create; EKS Auth 3 s after that.
 SEEN_BY_AUTH = 5.0
@@ -364,3 +364,25 @@ async def test_settle_waits_for_eks_auth_too(pods: Pods) -> None:
     async with _auth(pods.emulator, pods.emulator.transport()) as auth:
         out = await auth.assume_role_for_pod_identity(cluster_name="prod", token=pods.token())
     assert out.credentials is not None
+
+
+async def test_a_new_role_reaches_eks_auth_after_the_delay(pods: Pods) -> None:
+    pods.emulator.advance(SEEN_BY_AUTH)
+    async with pods.emulator.client() as eks:
+        listed = await eks.list_pod_identity_associations(cluster_name="prod")
+        assert listed.associations is not None
+        association_id = listed.associations[0].association_id
+        await eks.update_pod_identity_association(
+            cluster_name="prod", association_id=association_id, role_arn=OTHER_ROLE
+        )
+
+    async def role() -> str:
+        async with _auth(pods.emulator, pods.emulator.transport()) as auth:
+            out = await auth.assume_role_for_pod_identity(cluster_name="prod", token=pods.token())
+        assert out.assumed_role_user is not None
+        return out.assumed_role_user.arn.split("/")[1]
+
+    pods.emulator.advance(2.9)  # Describe sees the update at once; EKS Auth 3 s later
+    assert await role() == "payments-api"
+    pods.emulator.advance(0.1)
+    assert await role() == "payments-api-v2"

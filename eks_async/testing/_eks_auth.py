@@ -298,8 +298,8 @@ def handle_eks_auth(
         name = unquote(cluster_name)
         with emulator._lock:
             now = emulator._clock.monotonic()
-            cluster = emulator._service._regions.get((account_id, region))
-            found = cluster.clusters.get(name) if cluster is not None else None
+            state = emulator._service._regions.get((account_id, region))
+            found = state.clusters.get(name) if state is not None else None
             if found is None or found.status(now) != "ACTIVE":
                 raise AuthError(
                     "ResourceNotFoundException", f"No cluster found for name: {name[:100]}."
