@@ -59,6 +59,7 @@ from ._config import (
     FaultRates,
     RateLimit,
 )
+from ._eks_auth import POD_AUDIENCE, pod_identity_agent_url
 from ._emulator import ADMIN_PREFIX, CallCounts, EKSEmulator, Exchange
 from ._kube_auth import KubernetesIdentity, TokenReview
 from ._service import EMULATED_OPERATIONS
@@ -74,6 +75,7 @@ TEST_REGION = DEFAULT_REGION
 __all__ = [
     "ADMIN_PREFIX",
     "EMULATED_OPERATIONS",
+    "POD_AUDIENCE",
     "TEST_ACCESS_KEY_ID",
     "TEST_ACCOUNT_ID",
     "TEST_REGION",
@@ -96,5 +98,6 @@ __all__ = [
     "RateLimit",
     "ScaledClock",
     "TokenReview",
+    "pod_identity_agent_url",
     "run_emulator_server",
 ]

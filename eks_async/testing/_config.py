@@ -154,6 +154,12 @@ class Delays:
     access_policy_disassociate: DelayRange = attrs.field(
         default=DelayRange(low=1.0, high=5.0), converter=_to_range
     )
+    #: How long EKS Auth (and so the Pod Identity Agent) lags behind what Describe sees of a
+    #: pod identity association: until then AssumeRoleForPodIdentity refuses its service
+    #: account (``EKSEmulator.pod_identity_missing_code``), or still uses the old role.
+    pod_identity_auth: DelayRange = attrs.field(
+        default=DelayRange(low=1.0, high=5.0), converter=_to_range
+    )
 
     @classmethod
     def none(cls) -> Delays:

@@ -26,6 +26,7 @@ import attrs
 
 from ._clock import Clock, ManualClock, ScaledClock
 from ._config import EmulatorConfig, Fault
+from ._eks_auth import AGENT_PATH, AUTH_PATH, auth_pending_until, handle_agent, handle_eks_auth
 from ._faults import FaultPlanner, ScriptedFault
 from ._kube_auth import DEFAULT_MAX_TOKEN_AGE, KeyRecord, TokenReview
 from ._service import EMULATED_OPERATIONS, CallContext, EKSService, FailUpdate
@@ -164,6 +165,10 @@ class EKSEmulator:
         self._ca: CertificateAuthority | None = None
         self._kube_binders: list[Callable[[str], str]] = []
         self._reviews: collections.deque[TokenReview] = collections.deque(maxlen=_KEPT_REVIEWS)
+        #: What EKS Auth answers for a service account whose pod identity association it
+        #: does not see (none, or not yet propagated: ``Delays.pod_identity_auth``):
+        #: ``ResourceNotFoundException`` (404) or ``AccessDeniedException`` (400).
+        self.pod_identity_missing_code = "ResourceNotFoundException"
 
     def __repr__(self) -> str:
         return f"EKSEmulator(seed={self._config.seed}, clock={self._clock!r})"
@@ -290,13 +295,16 @@ class EKSEmulator:
             raise TypeError("advance() needs the emulator to run on a ManualClock")
         self._clock.advance(seconds)
 
-    def settle(self) -> float:
-        """Move a ``ManualClock`` to when every change so far is seen and finished.
+    def settle(self, *, eks_auth: bool = False) -> float:
+        """Move a ``ManualClock`` to when every change so far is seen and finished; with
+        ``eks_auth``, also to when EKS Auth sees every pod identity association change.
 
         Returns the EKS seconds it moved.
         """
         with self._lock:
             target = self._service.pending_until()
+            if eks_auth:
+                target = max(target, auth_pending_until(self))
         step = max(0.0, target - self._clock.monotonic())
         self.advance(step)
         return step
@@ -645,8 +653,13 @@ class EKSEmulator:
             from ._admin import handle_admin
 
             return handle_admin(self, request)
+        if request.path == AGENT_PATH:
+            return handle_agent(self, request)
         with self._lock:
             request_id = str(uuid.UUID(int=self._request_ids.getrandbits(128), version=4))
+        auth = AUTH_PATH.fullmatch(request.path)
+        if auth is not None:
+            return self._finish_auth(handle_eks_auth(self, request, auth.group(1), request_id))
         matched = match_route(request.method, request.path)
         op_name = matched[0].op.name if matched is not None else UNKNOWN_OPERATION
         try:
@@ -719,12 +732,16 @@ class EKSEmulator:
             outcome = "dropped"
         return self._finish(op_name, request, response, outcome, fault)
 
-    def _identify(self, request: EmulatorRequest) -> tuple[str, str]:
-        """``(account, region)`` of the caller; checks the signature when configured to."""
+    def _identify(self, request: EmulatorRequest, service: str = "eks") -> tuple[str, str]:
+        """``(account, region)`` of the caller; checks the signature (for ``service``) when
+        configured to."""
         config = self._config
         if config.verify_signatures:
             return self._verifier.verify(
-                request, now=self._signature_clock(), max_skew=config.max_clock_skew
+                request,
+                now=self._signature_clock(),
+                max_skew=config.max_clock_skew,
+                service=service,
             )
         scope = self._verifier.scope(request)
         if scope is None:
@@ -732,6 +749,10 @@ class EKSEmulator:
         key_id, region = scope
         account = self._verifier.account_of(key_id) or config.default_account_id
         return account, region if REGION.fullmatch(region) else config.default_region
+
+    def _finish_auth(self, response: EmulatorResponse) -> EmulatorResponse:
+        date = email.utils.formatdate(self._signature_clock(), usegmt=True)
+        return attrs.evolve(response, headers=(*response.headers, ("Date", date)))
 
     def _finish(
         self,

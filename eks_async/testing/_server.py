@@ -4,7 +4,9 @@
 path, however odd, reaches the emulator as sent). ``EmulatorServer`` runs the same in a
 background thread with its own loop, for synchronous code such as boto3. A dropped call
 closes the connection without writing a byte. aiohttp's server module is imported only
-when a server starts.
+when a server starts. The same URL serves EKS Auth (``EKSAuthClient(endpoint_url=url)``)
+and the Pod Identity Agent's ``{url}/v1/credentials`` (``pod_identity_agent_url``), an
+address botocore's container credential provider accepts (a loopback host).
 
 Next to it, each cluster's Kubernetes API is served over HTTPS on a port of its own
 (``https://127.0.0.1:<port>``, no path, as EKS's endpoints: kubectl drops a path for

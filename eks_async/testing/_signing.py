@@ -132,8 +132,11 @@ class SignatureVerifier:
         match = re.search(r"Credential=([^/,\s]+)/[^/,\s]*/([^/,\s]+)/", auth)
         return (match.group(1), match.group(2)) if match else None
 
-    def verify(self, request: EmulatorRequest, *, now: float, max_skew: float) -> tuple[str, str]:
-        """``(account id, region)`` of a correctly signed request; else raises ``WireError``."""
+    def verify(
+        self, request: EmulatorRequest, *, now: float, max_skew: float, service: str = _SERVICE
+    ) -> tuple[str, str]:
+        """``(account id, region)`` of a request correctly signed for ``service`` (``eks``
+        by default); else raises ``WireError``."""
         auth = request.header("authorization")
         if auth is None:
             raise WireError("MissingAuthenticationTokenException", "Missing Authentication Token")
@@ -170,7 +173,7 @@ class SignatureVerifier:
                 "keyid/date/region/service/term, got "
                 f"'{parts['Credential'][:120]}'",
             )
-        key_id, date_stamp, region, service, terminator = scope
+        key_id, date_stamp, region, scoped_service, terminator = scope
         key = self._keys.get(key_id)
         if key is None:
             raise WireError("UnrecognizedClientException", _INVALID_TOKEN)
@@ -209,10 +212,10 @@ class SignatureVerifier:
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of "
                 f"date from HTTP: '{date_stamp[:20]}' != '{amz_date[:8]}', from '{amz_date}'.",
             )
-        if service != _SERVICE:
+        if scoped_service != service:
             raise WireError(
                 "InvalidSignatureException",
-                f"Credential should be scoped to correct service: '{_SERVICE}'. ",
+                f"Credential should be scoped to correct service: '{service}'. ",
             )
         if not REGION.fullmatch(region):
             raise WireError(
