@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         DescribeUpdateResponse,
     )
     from .access import AccessCheck, CanI
+    from .pod_identity import PodIdentityCheck
 
 Progress = Callable[[WaitProgress], None] | None
 T = TypeVar("T")
@@ -262,6 +263,58 @@ class IdentityWaiters(WaiterCore):
             credentials=credentials,
             config=config,
             on_progress=on_progress,
+        )
+
+    async def pod_identity_association_effective(
+        self,
+        *,
+        cluster_name: str,
+        association_id: str | None = None,
+        namespace: str | None = None,
+        service_account: str | None = None,
+        config: WaiterConfig | None = None,
+        on_progress: Progress = None,
+        not_yet_codes: Sequence[str] = ("ResourceNotFoundException", "AccessDeniedException"),
+    ) -> PodIdentityCheck:
+        """Wait until EKS Auth hands the association's role to its service account's pods.
+
+        Give ``association_id`` (its namespace, service account and role come from
+        DescribePodIdentityAssociation on each poll), or ``namespace`` and
+        ``service_account`` (then any role EKS Auth hands out is a success). Each poll does
+        what the EKS Pod Identity Agent does: a service-account token from the cluster's
+        TokenRequest (audience ``pods.eks.amazonaws.com``, 10 minutes; asked with this
+        client's own cluster token, so this client needs that right in the cluster), then
+        EKS Auth's ``AssumeRoleForPodIdentity`` with it, on an ``EKSAuthClient`` with this
+        client's region, credentials provider, endpoint_url and transport. Success: EKS Auth
+        answers with credentials for the association's role (its ``targetRoleArn``, else its
+        ``roleArn``, compared by role name) and, with ``association_id``, names that
+        association. Returns a ``PodIdentityCheck`` (association id, role ARN, subject): the
+        credentials are dropped at once, never kept, logged nor shown.
+
+        What it proves: EKS Auth would now hand credentials for that role to a pod of that
+        service account. What it does not: pods started before the association (or before
+        an update) keep what they had; they need a restart to pick up the association, and
+        the agent may cache credentials it fetched earlier.
+
+        ``not_yet_codes`` from EKS Auth (or from Describe) are the propagation window:
+        polled through. Throttling (EKS Auth's, or the Kubernetes API's 429/5xx) slows the
+        polls down. Anything else raises ``WaiterFailureError``, among them the Kubernetes
+        API refusing the TokenRequest (``KubernetesAPIError``: 404 when the service account
+        does not exist, 401/403 when this client may not ask for its tokens). Running out of
+        time raises ``WaiterTimeoutError`` whose ``last_error`` is the last EKS Auth not-yet
+        error. Default: polls from 2 s growing to 10 s, up to 3 minutes (``POD_IDENTITY_DEFAULTS``).
+        """
+        from .pod_identity import pod_identity_association_effective
+
+        return await pod_identity_association_effective(
+            self._client,
+            cluster_name=cluster_name,
+            association_id=association_id,
+            namespace=namespace,
+            service_account=service_account,
+            config=config,
+            on_progress=on_progress,
+            not_yet_codes=not_yet_codes,
         )
 
     async def pod_identity_association_visible(
