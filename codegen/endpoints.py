@@ -395,29 +395,9 @@ def _name_set(names: Iterable[str], indent: str) -> list[str]:
     ]
 
 
-def render_endpoints(
-    botocore_dir: Path, service: str = SERVICE, label: str = "EKS", header: str = HEADER
-) -> str:
-    """Text of ``eks_async/_generated/endpoints.py`` for the botocore at ``botocore_dir``.
-
-    ``service`` (botocore's name), ``label`` (for the text) and ``header`` select another
-    service whose rule set branches the same way: EKS Auth (``eks-auth``).
-    """
-    data = botocore_dir / "data"
-    rule_set = _load_json(_rule_set_stem(botocore_dir, service))
-    partitions = _load_json(data / "partitions")["partitions"]
-    legacy = _load_json(data / "endpoints")["partitions"]
-
-    lines: list[str] = [
-        header.rstrip("\n"),
-        f'"""{label} endpoint data from botocore\'s partitions.json, endpoints.json and {label}\'s endpoint',
-        "rule set; ``eks_async._endpoints`` resolves endpoints from it.",
-        "",
-        "A flag combination ``(use_fips, use_dualstack)`` keys the per-partition tables.",
-        '"""',
-        "",
-        "from typing import Final",
-        "",
+def _partition_lines(partitions: list[Mapping[str, Any]]) -> list[str]:
+    """``PARTITIONS`` and ``PARTITION_REGIONS`` from botocore's partitions.json."""
+    lines = [
         "#: Partitions in the order the rule set's ``aws.partition`` tries them: (name, region",
         "#: regex, dnsSuffix, dualStackDnsSuffix, supportsFIPS, supportsDualStack,",
         "#: implicitGlobalRegion).  A region no partition claims belongs to the first one.",
@@ -445,9 +425,43 @@ def render_endpoints(
         body = _name_set(p["regions"], "    ")
         lines.append(f"    {_str(p['id'])}: {body[0]}")
         lines += body[1:]
-    lines += [
-        "}",
+    lines += ["}", ""]
+    return lines
+
+
+def render_endpoints(
+    botocore_dir: Path, service: str = SERVICE, label: str = "EKS", header: str = HEADER
+) -> str:
+    """Text of ``eks_async/_generated/endpoints.py`` for the botocore at ``botocore_dir``.
+
+    ``service`` (botocore's name), ``label`` (for the text) and ``header`` select another
+    service whose rule set branches the same way: EKS Auth (``eks-auth``).
+    """
+    data = botocore_dir / "data"
+    rule_set = _load_json(_rule_set_stem(botocore_dir, service))
+    partitions = _load_json(data / "partitions")["partitions"]
+    legacy = _load_json(data / "endpoints")["partitions"]
+
+    lines: list[str] = [
+        header.rstrip("\n"),
+        f'"""{label} endpoint data from botocore\'s partitions.json, endpoints.json and {label}\'s endpoint',
+        "rule set; ``eks_async._endpoints`` resolves endpoints from it.",
         "",
+        "A flag combination ``(use_fips, use_dualstack)`` keys the per-partition tables.",
+        '"""',
+        "",
+        "from typing import Final",
+        "",
+    ]
+    if service == SERVICE:
+        lines += _partition_lines(partitions)
+    else:  # one copy of partitions.json: the EKS module's, which the resolver reads
+        lines += [
+            "# The partitions (``PARTITIONS``, ``PARTITION_REGIONS``) are botocore's partitions.json,",
+            "# the same for every service: ``eks_async._generated.endpoints`` holds them.",
+            "",
+        ]
+    lines += [
         f"#: What {label}'s rule set yields in each partition: a URL template (``{{region}}`` marks the",
         "#: region, str.format syntax), or None where the rules end in an error.",
         "URL_TEMPLATES: Final[dict[str, dict[tuple[bool, bool], str | None]]] = {",
