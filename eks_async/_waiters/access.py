@@ -134,6 +134,71 @@ def _ssl_context(data: str | None, cluster_name: str) -> ssl.SSLContext:
         ) from None
 
 
+class ClusterAPI:
+    """A cluster's Kubernetes API as the waiters call it: endpoint and CA from DescribeCluster,
+    a pool that trusts only that CA, JSON POSTs with a bearer token. Holds no token."""
+
+    __slots__ = ("cluster_name", "endpoint", "token_target", "transport")
+
+    def __init__(self, cluster_name: str) -> None:
+        self.cluster_name = cluster_name
+        self.endpoint: str | None = None
+        #: What ``get_token`` needs for this cluster (an Outposts cluster signs its id).
+        self.token_target: dict[str, str] = {"cluster_name": cluster_name}
+        self.transport: PoolTransport | None = None
+
+    async def open(self, client: EKSClient) -> None:
+        from .._transports.pool import PoolTransport
+
+        described = await client.describe_cluster(name=self.cluster_name)
+        cluster = described.cluster
+        if cluster is None or not cluster.endpoint:
+            raise ConfigurationError(f"cluster {self.cluster_name!r} has no Kubernetes endpoint yet")
+        authority = cluster.certificate_authority
+        context = _ssl_context(authority.data if authority else None, self.cluster_name)
+        if cluster.outpost_config is not None and cluster.id:
+            self.token_target = {"cluster_id": cluster.id}
+        self.transport = PoolTransport(max_connections=2, ssl_context=context)
+        self.endpoint = cluster.endpoint.rstrip("/")
+
+    async def post(self, path: str, body: dict[str, Any], token: str) -> dict[str, Any]:
+        """The JSON answer of a 200/201; ``KubernetesAPIError`` for any other status.
+
+        Sent again on a stale connection on its own (``retry_safe``): the waiters only POST
+        reviews and short-lived token requests, which change nothing.
+        """
+        from .._transports.base import Timeouts
+
+        assert self.transport is not None and self.endpoint is not None
+        status, _, data = await self.transport.send(
+            "POST",
+            self.endpoint + path,
+            {
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+            json.dumps(body).encode(),
+            timeouts=Timeouts(connect=10.0, read=30.0),
+            retry_safe=True,
+        )
+        try:
+            answer = json.loads(data) if data else {}
+        except ValueError:
+            answer = {}
+        if not isinstance(answer, dict):
+            answer = {}
+        if status != 201 and status != 200:
+            raise KubernetesAPIError(
+                status, str(answer.get("reason") or ""), str(answer.get("message") or "")[:500]
+            )
+        return answer
+
+    async def aclose(self) -> None:
+        if self.transport is not None:
+            await self.transport.aclose()
+
+
 class _Probe:
     """One wait's connection to the cluster. Holds no token between polls."""
 
@@ -154,65 +219,26 @@ class _Probe:
         self.expect_groups = None if expect_groups is None else tuple(expect_groups)
         self.can_i = can_i
         self.token = token
-        self.endpoint: str | None = None
-        self.token_target: dict[str, str] = {"cluster_name": cluster_name}
-        self.transport: PoolTransport | None = None
+        self.api = ClusterAPI(cluster_name)
         self.last_refusal: KubernetesAPIError | None = None
 
     def __repr__(self) -> str:
-        return f"_Probe(cluster_name={self.cluster_name!r}, endpoint={self.endpoint!r})"
+        return f"_Probe(cluster_name={self.cluster_name!r}, endpoint={self.api.endpoint!r})"
 
     async def _setup(self) -> None:
-        from .._transports.pool import PoolTransport
-
-        described = await self.client.describe_cluster(name=self.cluster_name)
-        cluster = described.cluster
-        if cluster is None or not cluster.endpoint:
-            raise ConfigurationError(f"cluster {self.cluster_name!r} has no Kubernetes endpoint yet")
-        authority = cluster.certificate_authority
-        context = _ssl_context(authority.data if authority else None, self.cluster_name)
-        if cluster.outpost_config is not None and cluster.id:
-            self.token_target = {"cluster_id": cluster.id}
+        await self.api.open(self.client)
         if self.principal_arn is not None and self.expect_groups is None:
             entry = await self.client.describe_access_entry(
                 cluster_name=self.cluster_name, principal_arn=self.principal_arn
             )
             groups = entry.access_entry.kubernetes_groups if entry.access_entry else None
             self.expect_groups = tuple(groups or ())
-        self.transport = PoolTransport(max_connections=2, ssl_context=context)
-        self.endpoint = cluster.endpoint.rstrip("/")
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        from .._transports.base import Timeouts
-
-        assert self.transport is not None and self.endpoint is not None
-        token = await self.token(**self.token_target)
-        status, _, data = await self.transport.send(
-            "POST",
-            self.endpoint + path,
-            {
-                "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
-            json.dumps(body).encode(),
-            timeouts=Timeouts(connect=10.0, read=30.0),
-            retry_safe=True,  # reviews change nothing
-        )
-        try:
-            answer = json.loads(data) if data else {}
-        except ValueError:
-            answer = {}
-        if not isinstance(answer, dict):
-            answer = {}
-        if status != 201 and status != 200:
-            raise KubernetesAPIError(
-                status, str(answer.get("reason") or ""), str(answer.get("message") or "")[:500]
-            )
-        return answer
+        return await self.api.post(path, body, await self.token(**self.api.token_target))
 
     async def poll(self) -> AccessCheck:
-        if self.transport is None:
+        if self.api.transport is None:
             await self._setup()
         review = await self._post(
             _SSR_PATH, {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
@@ -271,8 +297,7 @@ class _Probe:
         return None, getattr(error, "code", None) or type(error).__name__
 
     async def aclose(self) -> None:
-        if self.transport is not None:
-            await self.transport.aclose()
+        await self.api.aclose()
 
 
 async def access_entry_effective(

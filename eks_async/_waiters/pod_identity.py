@@ -16,7 +16,6 @@ ARN and the subject are kept. Everything here is imported only when the waiter r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -24,13 +23,12 @@ from urllib.parse import quote
 import attrs
 
 from .._exceptions import ConfigurationError, EKSAsyncError, ServiceError
-from .access import KubernetesAPIError, _ssl_context
+from .access import ClusterAPI, KubernetesAPIError
 from .engine import Decision, Waiter, WaiterConfig, WaiterTimeoutError, WaitProgress
 
 if TYPE_CHECKING:
     from .._client import EKSClient
     from .._eks_auth import EKSAuthClient
-    from .._transports.pool import PoolTransport
 
 __all__ = ["POD_IDENTITY_DEFAULTS", "PodIdentityCheck", "pod_identity_association_effective"]
 
@@ -85,30 +83,20 @@ class _Probe:
         self.namespace = namespace
         self.service_account = service_account
         self.not_yet_codes = frozenset(not_yet_codes)
-        self.endpoint: str | None = None
-        self.token_target: dict[str, str] = {"cluster_name": cluster_name}
-        self.transport: PoolTransport | None = None
+        self.api = ClusterAPI(cluster_name)
         self.auth: EKSAuthClient | None = None
         self.last_auth_error: ServiceError | None = None
 
     def __repr__(self) -> str:
         return (
             f"_Probe(cluster_name={self.cluster_name!r}, association_id={self.association_id!r},"
-            f" endpoint={self.endpoint!r})"
+            f" endpoint={self.api.endpoint!r})"
         )
 
     async def _setup(self) -> None:
         from .._eks_auth import EKSAuthClient
-        from .._transports.pool import PoolTransport
 
-        described = await self.client.describe_cluster(name=self.cluster_name)
-        cluster = described.cluster
-        if cluster is None or not cluster.endpoint:
-            raise ConfigurationError(f"cluster {self.cluster_name!r} has no Kubernetes endpoint yet")
-        authority = cluster.certificate_authority
-        context = _ssl_context(authority.data if authority else None, self.cluster_name)
-        if cluster.outpost_config is not None and cluster.id:
-            self.token_target = {"cluster_id": cluster.id}
+        await self.api.open(self.client)
         shared = self.client._shared
         if shared.endpoint is None:
             await shared.setup()
@@ -123,8 +111,6 @@ class _Probe:
             transport=shared._user_transport,
             retry=self.client._options.retry,
         )
-        self.transport = PoolTransport(max_connections=2, ssl_context=context)
-        self.endpoint = cluster.endpoint.rstrip("/")
 
     async def _expected(self) -> tuple[str, str, str | None]:
         """The association's namespace, service account and role ARN (``None``: any)."""
@@ -141,10 +127,7 @@ class _Probe:
         return assoc.namespace, assoc.service_account, role
 
     async def _service_account_token(self, namespace: str, service_account: str) -> str:
-        from .._transports.base import Timeouts
-
-        assert self.transport is not None and self.endpoint is not None
-        cluster_token = (await self.client.get_token(**self.token_target)).token
+        cluster_token = (await self.client.get_token(**self.api.token_target)).token
         path = (
             f"/api/v1/namespaces/{quote(namespace, safe='')}/serviceaccounts/"
             f"{quote(service_account, safe='')}/token"
@@ -154,31 +137,10 @@ class _Probe:
             "kind": "TokenRequest",
             "spec": {"audiences": [POD_AUDIENCE], "expirationSeconds": _TOKEN_SECONDS},
         }
-        status, _, data = await self.transport.send(
-            "POST",
-            self.endpoint + path,
-            {
-                "Authorization": f"Bearer {cluster_token}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
-            json.dumps(body).encode(),
-            timeouts=Timeouts(connect=10.0, read=30.0),
-            retry_safe=True,  # a new short-lived token each time: nothing else changes
-        )
-        try:
-            answer = json.loads(data) if data else {}
-        except ValueError:
-            answer = {}
-        if not isinstance(answer, dict):
-            answer = {}
-        if status not in (200, 201):
-            raise KubernetesAPIError(
-                status, str(answer.get("reason") or ""), str(answer.get("message") or "")[:500]
-            )
+        answer = await self.api.post(path, body, cluster_token)
         token = (answer.get("status") or {}).get("token")
         if not isinstance(token, str) or not token:
-            raise KubernetesAPIError(status, "NoToken", "TokenRequest answered without a token")
+            raise KubernetesAPIError(201, "NoToken", "TokenRequest answered without a token")
         return token
 
     async def poll(self) -> PodIdentityCheck:
@@ -231,8 +193,7 @@ class _Probe:
             if self.auth is not None:
                 await self.auth.aclose()
         finally:
-            if self.transport is not None:
-                await self.transport.aclose()
+            await self.api.aclose()
 
 
 async def pod_identity_association_effective(
