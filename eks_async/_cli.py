@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from ._cli_access import add_parsers as add_access_parsers
 from ._cli_access import run_access_entry
-from ._cli_common import Session, add_max_wait, make_client, tags
+from ._cli_common import Session, add_max_wait, tags
 from ._cli_output import (
     OUTPUT_FORMATS,
     Progress,
@@ -70,7 +70,7 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 async def _pod_identity(session: Session) -> None:
     args = session.args
     fmt = session.output
-    async with make_client(args) as eks:
+    async with session.client() as eks:
         cluster = args.cluster_name
         if args.action == "create":
             out = await eks.create_pod_identity_association(
@@ -216,7 +216,7 @@ async def _idp(session: Session) -> None:
 
     args = session.args
     fmt = session.output
-    async with make_client(args) as eks:
+    async with session.client() as eks:
         waiters = eks.waiters
         cluster = args.cluster_name
         progress = session.progress
@@ -320,7 +320,7 @@ async def _idp(session: Session) -> None:
 
 async def _update(session: Session) -> None:
     args = session.args
-    async with make_client(args) as eks:
+    async with session.client() as eks:
         kinds = [
             (flag, value) for flag, value in (
                 ("--nodegroup-name", args.nodegroup_name), ("--addon-name", args.addon_name),
@@ -357,7 +357,7 @@ async def _call(session: Session) -> None:
         raise ParamValidationError(args.operation, "PARAMS", f"not JSON: {exc.msg}") from None
     if not isinstance(params, dict):
         raise ParamValidationError(args.operation, "PARAMS", "must be a JSON object")
-    async with make_client(args) as eks:
+    async with session.client() as eks:
         emit(session.output, args.operation, await eks.call(args.operation, params))
 
 
@@ -406,7 +406,7 @@ def exec_credential(token: Any, api_version: str) -> dict[str, Any]:
 async def _token(session: Session) -> None:
     args = session.args
     api_version = exec_api_version(sys.stderr)
-    async with make_client(args) as eks:
+    async with session.client() as eks:
         token = await eks.get_token(
             cluster_name=args.cluster_name,
             cluster_id=args.cluster_id,
@@ -421,7 +421,7 @@ async def _kubeconfig(session: Session) -> None:
     args = session.args
     from ._kubeconfig import default_path, exec_command, merge_cluster
 
-    async with make_client(args) as eks:
+    async with session.client() as eks:
         described = await eks.describe_cluster(name=args.cluster_name)
         region = eks.region
     cluster = described.cluster
@@ -771,12 +771,13 @@ def _stop_debug_logging(handler: logging.Handler | None) -> None:
         logger.setLevel(logging.NOTSET)
 
 
-def _cut_short(session: Session, why: str) -> None:
-    """A wait ended early (Ctrl-C, SIGTERM, time out): what was done, and how to resume."""
+def _cut_short(session: Session, why: str) -> bool:
+    """A wait ended early (Ctrl-C, SIGTERM, time out): what was done, and how to resume.
+    ``False`` when no wait was under way."""
     session.progress.end_line()
     pending = session.pending
     if pending is None:
-        return
+        return False
     if pending.result is not None:
         with contextlib.suppress(OSError, ValueError):
             pending.result()  # the call before the wait did happen: its output, with the id
@@ -786,6 +787,7 @@ def _cut_short(session: Session, why: str) -> None:
         f"  {session.resume_command(pending.resume)}\n"
     )
     sys.stderr.flush()
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -814,13 +816,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_run(COMMANDS[args.command], session, stop))
         sys.stdout.flush()  # here, not at exit: a closed pipe is reported below
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        _cut_short(session, "interrupted")
+        if not _cut_short(session, "interrupted"):
+            sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED
     except asyncio.CancelledError:
         if not stop.terminated:
             raise
-        sys.stderr.write("terminated (SIGTERM); the client is closed\n")
+        closed = "; the client is closed" if session.open_clients == 0 else ""
+        sys.stderr.write(f"terminated (SIGTERM){closed}\n")
         _cut_short(session, "terminated")
         return EXIT_TERMINATED
     except BrokenPipeError:

@@ -15,7 +15,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ._cli_common import Session, add_max_wait, make_client, tags
+from ._cli_common import Session, add_max_wait, tags
 from ._cli_output import UsageError, emit
 from ._exceptions import EKSAsyncError, ServiceError
 from ._waiters.access import ACCESS_DEFAULTS, CanI
@@ -224,7 +224,7 @@ async def run_access_entry(session: Session) -> None:
     args = session.args
     action = args.action
     base = ["access-entry", "wait"]
-    async with make_client(args) as eks:
+    async with session.client() as eks:
         if action == "list-access-policies":
             items = [p async for p in eks.paginate.list_access_policies()]
             emit(session.output, "ListAccessPolicies",

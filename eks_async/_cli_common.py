@@ -4,8 +4,9 @@ in progress (so an interrupted or timed-out wait can say how to resume it)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -94,6 +95,19 @@ class Session:
         self.args = args
         self.progress = Progress()
         self.pending: Pending | None = None
+        #: Clients opened and not yet closed (SIGTERM reports the client closed).
+        self.open_clients = 0
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[EKSClient]:
+        """The command's client, closed on the way out, however the command ends."""
+        eks = make_client(self.args)
+        self.open_clients += 1
+        try:
+            yield eks
+        finally:
+            await eks.aclose()
+            self.open_clients -= 1
 
     @property
     def output(self) -> str:

@@ -41,14 +41,14 @@ def output_as_dict(operation: str, output: Any) -> dict[str, Any]:
 def _rows(data: Any) -> tuple[list[str], list[list[str]]]:
     """Columns and rows for a table: the first list of objects found, else key/value."""
     if isinstance(data, dict):
-        for value in data.values():
+        for key, value in data.items():
             if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
                 columns: list[str] = []
                 for item in value:
                     columns += [k for k in item if k not in columns and not isinstance(item[k], dict | list)]
                 return columns, [[str(item.get(c, "")) for c in columns] for item in value]
-            if isinstance(value, list):
-                return ["value"], [[str(v)] for v in value]
+            if isinstance(value, list):  # ids or ARNs (or nothing): one column, named by the key
+                return [key], [[str(v)] for v in value]
             if isinstance(value, dict):
                 flat = {k: v for k, v in value.items() if not isinstance(v, dict | list)}
                 return ["field", "value"], [[k, str(v)] for k, v in flat.items()]
