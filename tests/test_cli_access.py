@@ -263,3 +263,37 @@ def test_pod_identity_create_wait_effective(
     states = _states(err, "pod_identity_association_effective")
     assert states[0] == "ResourceNotFoundException" and states[-1] == "effective"
     assert served.clock.monotonic() - start >= CREATE_DELAY + AUTH_DELAY
+
+
+def test_pod_identity_update_wait_effective_and_idp_wait(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = served.base
+    code, out, err = run(capsys, *base, "pod-identity", "create", "--cluster-name", "prod",
+                         "--namespace", "default", "--service-account", "default",
+                         "--role-arn", ROLE, "--effective")
+    assert code == 0, err
+    ids = ["--cluster-name", "prod", "--association-id", out["association"]["associationId"]]
+    code, out, err = run(capsys, *base, "pod-identity", "update", *ids, "--role-arn",
+                         ROLE + "-v2", "--wait", "--effective")
+    assert code == 0, err
+    assert out["association"]["roleArn"] == ROLE + "-v2"
+    assert _states(err, "pod_identity_association_updated")[-1] == "updated"
+    states = _states(err, "pod_identity_association_effective")
+    # EKS Auth hands out the old role until it sees the update.
+    assert states[0] == "role payments-api answered, not payments-api-v2"
+    assert states[-1] == "effective"
+
+    idp = ["--cluster-name", "prod", "--name", "okta"]
+    code, out, err = run(capsys, *base, "idp", "associate", *idp, "--issuer-url",
+                         "https://example.okta.com", "--client-id", "k8s")
+    assert code == 0, err
+    code, out, err = run(capsys, *base, "idp", "wait", *idp)
+    assert code == 0, err
+    assert out["identityProviderConfig"]["oidc"]["status"] == "ACTIVE"
+    code, out, err = run(capsys, *base, "idp", "disassociate", *idp)
+    assert code == 0, err
+    code, out, err = run(capsys, *base, "idp", "wait", *idp, "--deleted")
+    assert code == 0, err
+    assert out == {"name": "okta", "deleted": True}
+    assert _states(err, "identity_provider_config_deleted")[-1] == "ResourceNotFoundException"
