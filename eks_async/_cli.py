@@ -12,208 +12,218 @@ import asyncio
 import contextlib
 import datetime
 import json
+import logging
 import os
+import platform
+import re
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
+from ._cli_access import add_parsers as add_access_parsers
+from ._cli_access import run_access_entry
+from ._cli_common import Session, add_max_wait, tags
+from ._cli_output import (
+    OUTPUT_FORMATS,
+    Progress,
+    UsageError,
+    check_output_format,
+    emit,
+    output_as_dict,
+    print_table,
+)
 from ._client import EKSClient
 from ._emulator_cli import add_arguments as add_emulator_arguments
 from ._exceptions import EKSAsyncError, ParamValidationError, ServiceError
 from ._generated.operations import OPERATIONS
-from ._waiters.engine import WaiterError, WaitProgress, to_model_form
+from ._version import __version__
+from ._waiters.engine import WaiterTimeoutError
+from ._waiters.identity import ASSOCIATION_DEFAULTS, UPDATE_DEFAULTS
+from ._waiters.pod_identity import POD_IDENTITY_DEFAULTS
+
+__all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
+    "Progress",
+    "build_parser",
+    "entry",
+    "exec_api_version",
+    "exec_credential",
+    "main",
+    "output_as_dict",
+    "print_table",
+]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a reader that went away
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
-# --- output ---------------------------------------------------------------------------------
+# --- pod identity, identity providers, updates, any operation --------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def output_as_dict(operation: str, output: Any) -> dict[str, Any]:
-    """An operation's typed output as boto3 shows it (model names), JSON-ready."""
-    data = to_model_form(output, OPERATIONS[operation].output_shape) or {}
-    return dict(_jsonable(data))
-
-
-def _rows(data: Any) -> tuple[list[str], list[list[str]]]:
-    """Columns and rows for a table: the first list of objects found, else key/value."""
-    if isinstance(data, dict):
-        for value in data.values():
-            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-                columns: list[str] = []
-                for item in value:
-                    columns += [k for k in item if k not in columns and not isinstance(item[k], dict | list)]
-                return columns, [[str(item.get(c, "")) for c in columns] for item in value]
-            if isinstance(value, list):
-                return ["value"], [[str(v)] for v in value]
-            if isinstance(value, dict):
-                flat = {k: v for k, v in value.items() if not isinstance(v, dict | list)}
-                return ["field", "value"], [[k, str(v)] for k, v in flat.items()]
-        return ["field", "value"], [[k, json.dumps(v)] for k, v in data.items()]
-    return ["value"], [[str(data)]]
-
-
-def print_table(data: Any, out: TextIO) -> None:
-    columns, rows = _rows(data)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
-        out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
-        for row in rows:
-            out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
-        return
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*row)
-    # Off a terminal nothing tells the width: never cut ids and ARNs short.
-    Console(file=out, width=None if out.isatty() else 1000).print(table)
-
-
-def emit(args: argparse.Namespace, operation: str, output: Any) -> None:
-    data = output_as_dict(operation, output)
-    if args.output == "table":
-        print_table(data, sys.stdout)
-    else:
-        json.dump(data, sys.stdout, indent=2, sort_keys=False)
-        sys.stdout.write("\n")
-
-
-# --- progress -------------------------------------------------------------------------------
-
-
-class Progress:
-    """Draws waiter polls: one live line on a terminal, one log line per poll otherwise."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.live = self.stream.isatty()
-        self.polls = 0
-
-    def __call__(self, event: WaitProgress) -> None:
-        self.polls += 1
-        nxt = f"next poll in {event.next_delay:.1f}s" if event.next_delay is not None else "done"
-        text = (
-            f"{event.waiter}: {event.state} (poll {event.attempt}, "
-            f"{event.elapsed:.1f}s elapsed, {nxt})"
-        )
-        if self.live:
-            end = "\n" if event.next_delay is None else ""
-            self.stream.write("\r\x1b[2K" + text + end)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-# --- commands -------------------------------------------------------------------------------
-
-
-def _client(args: argparse.Namespace) -> EKSClient:
-    return EKSClient(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
-
-
-def _tags(pairs: Sequence[str] | None) -> dict[str, str] | None:
-    if not pairs:
-        return None
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ParamValidationError("tags", "--tag", f"expected KEY=VALUE, got {pair!r}")
-        out[key] = value
-    return out
-
-
-async def _pod_identity(args: argparse.Namespace) -> None:
-    progress = Progress()
-    async with _client(args) as eks:
-        waiters = eks.waiters
+async def _pod_identity(session: Session) -> None:
+    args = session.args
+    fmt = session.output
+    async with session.client() as eks:
+        cluster = args.cluster_name
         if args.action == "create":
             out = await eks.create_pod_identity_association(
-                cluster_name=args.cluster_name,
+                cluster_name=cluster,
                 namespace=args.namespace,
                 service_account=args.service_account,
                 role_arn=args.role_arn,
                 target_role_arn=args.target_role_arn,
-                tags=_tags(args.tag),
+                tags=tags(args.tag),
             )
-            if args.wait:
+            if args.wait or args.effective:
                 assert out.association is not None and out.association.association_id
-                await waiters.pod_identity_association_visible(
-                    cluster_name=args.cluster_name,
-                    association_id=out.association.association_id,
-                    on_progress=progress,
+                await _association_wait(
+                    session, eks, out.association.association_id,
+                    "was created", lambda: emit(fmt, "CreatePodIdentityAssociation", out),
                 )
-            emit(args, "CreatePodIdentityAssociation", out)
+            emit(fmt, "CreatePodIdentityAssociation", out)
         elif args.action == "describe":
-            emit(args, "DescribePodIdentityAssociation", await eks.describe_pod_identity_association(
-                cluster_name=args.cluster_name, association_id=args.association_id))
+            emit(fmt, "DescribePodIdentityAssociation", await eks.describe_pod_identity_association(
+                cluster_name=cluster, association_id=args.association_id))
         elif args.action == "list":
             items = [
                 item
                 async for item in eks.paginate.list_pod_identity_associations(
-                    cluster_name=args.cluster_name,
+                    cluster_name=cluster,
                     namespace=args.namespace,
                     service_account=args.service_account,
                 )
             ]
             from ._generated import models
 
-            emit(args, "ListPodIdentityAssociations",
+            emit(fmt, "ListPodIdentityAssociations",
                  models.ListPodIdentityAssociationsResponse(associations=items))
         elif args.action == "update":
             out_u = await eks.update_pod_identity_association(
-                cluster_name=args.cluster_name,
+                cluster_name=cluster,
                 association_id=args.association_id,
                 role_arn=args.role_arn,
                 target_role_arn=args.target_role_arn,
             )
-            if args.wait:
-                await waiters.pod_identity_association_updated(
-                    cluster_name=args.cluster_name,
-                    association_id=args.association_id,
-                    role_arn=args.role_arn,
-                    target_role_arn=args.target_role_arn,
-                    on_progress=progress,
+            if args.wait or args.effective:
+                await _association_wait(
+                    session, eks, args.association_id, "was updated",
+                    lambda: emit(fmt, "UpdatePodIdentityAssociation", out_u),
                 )
-            emit(args, "UpdatePodIdentityAssociation", out_u)
+            emit(fmt, "UpdatePodIdentityAssociation", out_u)
         elif args.action == "delete":
             out_d = await eks.delete_pod_identity_association(
-                cluster_name=args.cluster_name, association_id=args.association_id
+                cluster_name=cluster, association_id=args.association_id
             )
             if args.wait:
-                await waiters.pod_identity_association_deleted(
-                    cluster_name=args.cluster_name,
-                    association_id=args.association_id,
-                    on_progress=progress,
+                await _association_wait(
+                    session, eks, args.association_id, "was deleted",
+                    lambda: emit(fmt, "DeletePodIdentityAssociation", out_d), deleted=True,
                 )
-            emit(args, "DeletePodIdentityAssociation", out_d)
+            emit(fmt, "DeletePodIdentityAssociation", out_d)
+        elif args.action == "wait":
+            if args.deleted and (args.effective or args.role_arn or args.target_role_arn):
+                raise UsageError(
+                    "argument --deleted: not allowed with --effective, --role-arn or "
+                    "--target-role-arn"
+                )
+            done = await _association_wait(
+                session, eks, args.association_id, None, None, deleted=args.deleted
+            )
+            if done is None:
+                session.print({"associationId": args.association_id, "deleted": True})
+            elif args.effective:
+                session.print({
+                    "associationId": done.association_id, "namespace": done.namespace,
+                    "serviceAccount": done.service_account, "roleArn": done.role_arn,
+                    "effective": True,
+                })
+            else:
+                emit(fmt, "DescribePodIdentityAssociation", done)
 
 
-async def _idp(args: argparse.Namespace) -> None:
+async def _association_wait(
+    session: Session,
+    eks: EKSClient,
+    association_id: str,
+    done: str | None,
+    result: Callable[[], None] | None,
+    *,
+    deleted: bool = False,
+) -> Any:
+    """The waits of ``pod-identity create|update|delete|wait``: visible (or updated, or
+    deleted), then with ``--effective`` until EKS Auth hands out the role. Returns the last
+    waiter's answer (``None`` for deleted)."""
+    args = session.args
+    cluster = args.cluster_name
+    waiters = eks.waiters
+    role_arn = getattr(args, "role_arn", None) if args.action in ("update", "wait") else None
+    target_role_arn = (
+        getattr(args, "target_role_arn", None) if args.action in ("update", "wait") else None
+    )
+    effective = bool(getattr(args, "effective", False))
+    resume = ["pod-identity", "wait", "--cluster-name", cluster, "--association-id",
+              association_id]
+    if deleted:
+        resume.append("--deleted")
+    if role_arn:
+        resume += ["--role-arn", role_arn]
+    if target_role_arn:
+        resume += ["--target-role-arn", target_role_arn]
+    if effective:
+        resume.append("--effective")
+    what = (
+        f"association {association_id} in cluster {cluster} {done}" if done
+        else f"waiting for association {association_id} in cluster {cluster}"
+    )
+    config = session.config(ASSOCIATION_DEFAULTS)
+    if deleted:
+        wait: Any = waiters.pod_identity_association_deleted(
+            cluster_name=cluster, association_id=association_id, config=config,
+            on_progress=session.progress,
+        )
+    elif role_arn or target_role_arn:
+        wait = waiters.pod_identity_association_updated(
+            cluster_name=cluster, association_id=association_id, role_arn=role_arn,
+            target_role_arn=target_role_arn, config=config, on_progress=session.progress,
+        )
+    else:
+        wait = waiters.pod_identity_association_visible(
+            cluster_name=cluster, association_id=association_id, config=config,
+            on_progress=session.progress,
+        )
+    answer = await session.waiting(what, resume, wait, result)
+    if effective:
+        answer = await session.waiting(
+            what, resume,
+            waiters.pod_identity_association_effective(
+                cluster_name=cluster, association_id=association_id,
+                config=session.config(POD_IDENTITY_DEFAULTS), on_progress=session.progress,
+            ),
+            result,
+        )
+    return answer
+
+
+async def _idp(session: Session) -> None:
     from ._generated import models
 
-    progress = Progress()
-    async with _client(args) as eks:
+    args = session.args
+    fmt = session.output
+    async with session.client() as eks:
         waiters = eks.waiters
+        cluster = args.cluster_name
+        progress = session.progress
+        idp_resume = ["idp", "wait", "--cluster-name", cluster, "--name", getattr(args, "name", "")]
         if args.action == "associate":
             out = await eks.associate_identity_provider_config(
-                cluster_name=args.cluster_name,
+                cluster_name=cluster,
                 oidc=models.OidcIdentityProviderConfigRequest(
                     identity_provider_config_name=args.name,
                     issuer_url=args.issuer_url,
@@ -223,63 +233,122 @@ async def _idp(args: argparse.Namespace) -> None:
                     groups_claim=args.groups_claim,
                     groups_prefix=args.groups_prefix,
                 ),
-                tags=_tags(args.tag),
+                tags=tags(args.tag),
             )
             if args.wait:
                 assert out.update is not None and out.update.id
-                await waiters.update_successful(
-                    cluster_name=args.cluster_name, update_id=out.update.id, on_progress=progress
+                what = f"update {out.update.id} of cluster {cluster} was started"
+
+                def show() -> None:
+                    emit(fmt, "AssociateIdentityProviderConfig", out)
+
+                await session.waiting(
+                    what, ["update", "wait", "--cluster-name", cluster, "--update-id",
+                           out.update.id],
+                    waiters.update_successful(
+                        cluster_name=cluster, update_id=out.update.id,
+                        config=session.config(UPDATE_DEFAULTS), on_progress=progress),
+                    show,
                 )
-                await waiters.identity_provider_config_active(
-                    cluster_name=args.cluster_name, name=args.name, on_progress=progress
+                await session.waiting(
+                    what, idp_resume,
+                    waiters.identity_provider_config_active(
+                        cluster_name=cluster, name=args.name,
+                        config=session.config(UPDATE_DEFAULTS), on_progress=progress),
+                    show,
                 )
-            emit(args, "AssociateIdentityProviderConfig", out)
+            emit(fmt, "AssociateIdentityProviderConfig", out)
         elif args.action == "describe":
-            emit(args, "DescribeIdentityProviderConfig",
+            emit(fmt, "DescribeIdentityProviderConfig",
                  await eks.describe_identity_provider_config(
-                     cluster_name=args.cluster_name,
+                     cluster_name=cluster,
                      identity_provider_config=models.IdentityProviderConfig(
                          type="oidc", name=args.name)))
         elif args.action == "list":
             configs = [
                 c async for c in eks.paginate.list_identity_provider_configs(
-                    cluster_name=args.cluster_name)
+                    cluster_name=cluster)
             ]
-            emit(args, "ListIdentityProviderConfigs",
+            emit(fmt, "ListIdentityProviderConfigs",
                  models.ListIdentityProviderConfigsResponse(identity_provider_configs=configs))
         elif args.action == "disassociate":
             out_d = await eks.disassociate_identity_provider_config(
-                cluster_name=args.cluster_name,
+                cluster_name=cluster,
                 identity_provider_config=models.IdentityProviderConfig(type="oidc", name=args.name),
             )
             if args.wait:
                 assert out_d.update is not None and out_d.update.id
-                await waiters.update_successful(
-                    cluster_name=args.cluster_name, update_id=out_d.update.id, on_progress=progress
+                what = f"update {out_d.update.id} of cluster {cluster} was started"
+
+                def show_d() -> None:
+                    emit(fmt, "DisassociateIdentityProviderConfig", out_d)
+
+                await session.waiting(
+                    what, ["update", "wait", "--cluster-name", cluster, "--update-id",
+                           out_d.update.id],
+                    waiters.update_successful(
+                        cluster_name=cluster, update_id=out_d.update.id,
+                        config=session.config(UPDATE_DEFAULTS), on_progress=progress),
+                    show_d,
                 )
-                await waiters.identity_provider_config_deleted(
-                    cluster_name=args.cluster_name, name=args.name, on_progress=progress
+                await session.waiting(
+                    what, [*idp_resume, "--deleted"],
+                    waiters.identity_provider_config_deleted(
+                        cluster_name=cluster, name=args.name,
+                        config=session.config(UPDATE_DEFAULTS), on_progress=progress),
+                    show_d,
                 )
-            emit(args, "DisassociateIdentityProviderConfig", out_d)
+            emit(fmt, "DisassociateIdentityProviderConfig", out_d)
+        elif args.action == "wait":
+            what = f"waiting for identity provider config {args.name} of cluster {cluster}"
+            if args.deleted:
+                await session.waiting(
+                    what, [*idp_resume, "--deleted"],
+                    waiters.identity_provider_config_deleted(
+                        cluster_name=cluster, name=args.name,
+                        config=session.config(UPDATE_DEFAULTS), on_progress=progress),
+                )
+                session.print({"name": args.name, "deleted": True})
+            else:
+                emit(fmt, "DescribeIdentityProviderConfig", await session.waiting(
+                    what, idp_resume,
+                    waiters.identity_provider_config_active(
+                        cluster_name=cluster, name=args.name,
+                        config=session.config(UPDATE_DEFAULTS), on_progress=progress),
+                ))
 
 
-async def _update(args: argparse.Namespace) -> None:
-    async with _client(args) as eks:
+async def _update(session: Session) -> None:
+    args = session.args
+    async with session.client() as eks:
+        kinds = [
+            (flag, value) for flag, value in (
+                ("--nodegroup-name", args.nodegroup_name), ("--addon-name", args.addon_name),
+                ("--capability-name", args.capability_name),
+            ) if value
+        ]
         if args.action == "describe":
-            emit(args, "DescribeUpdate", await eks.describe_update(
+            emit(session.output, "DescribeUpdate", await eks.describe_update(
                 name=args.cluster_name, update_id=args.update_id,
                 nodegroup_name=args.nodegroup_name, addon_name=args.addon_name,
                 capability_name=args.capability_name))
         else:
-            out = await eks.waiters.update_successful(
-                cluster_name=args.cluster_name, update_id=args.update_id,
-                nodegroup_name=args.nodegroup_name, addon_name=args.addon_name,
-                capability_name=args.capability_name, on_progress=Progress(),
+            resume = ["update", "wait", "--cluster-name", args.cluster_name, "--update-id",
+                      args.update_id, *[x for pair in kinds for x in pair]]
+            out = await session.waiting(
+                f"waiting for update {args.update_id} of cluster {args.cluster_name}", resume,
+                eks.waiters.update_successful(
+                    cluster_name=args.cluster_name, update_id=args.update_id,
+                    nodegroup_name=args.nodegroup_name, addon_name=args.addon_name,
+                    capability_name=args.capability_name,
+                    config=session.config(UPDATE_DEFAULTS), on_progress=session.progress,
+                ),
             )
-            emit(args, "DescribeUpdate", out)
+            emit(session.output, "DescribeUpdate", out)
 
 
-async def _call(args: argparse.Namespace) -> None:
+async def _call(session: Session) -> None:
+    args = session.args
     if args.operation not in OPERATIONS:
         raise ParamValidationError(args.operation, "OPERATION", "no such EKS operation")
     try:
@@ -288,8 +357,8 @@ async def _call(args: argparse.Namespace) -> None:
         raise ParamValidationError(args.operation, "PARAMS", f"not JSON: {exc.msg}") from None
     if not isinstance(params, dict):
         raise ParamValidationError(args.operation, "PARAMS", "must be a JSON object")
-    async with _client(args) as eks:
-        emit(args, args.operation, await eks.call(args.operation, params))
+    async with session.client() as eks:
+        emit(session.output, args.operation, await eks.call(args.operation, params))
 
 
 EXEC_API_V1 = "client.authentication.k8s.io/v1"
@@ -334,9 +403,10 @@ def exec_credential(token: Any, api_version: str) -> dict[str, Any]:
     }
 
 
-async def _token(args: argparse.Namespace) -> None:
+async def _token(session: Session) -> None:
+    args = session.args
     api_version = exec_api_version(sys.stderr)
-    async with _client(args) as eks:
+    async with session.client() as eks:
         token = await eks.get_token(
             cluster_name=args.cluster_name,
             cluster_id=args.cluster_id,
@@ -347,10 +417,11 @@ async def _token(args: argparse.Namespace) -> None:
     sys.stdout.write("\n")
 
 
-async def _kubeconfig(args: argparse.Namespace) -> None:
+async def _kubeconfig(session: Session) -> None:
+    args = session.args
     from ._kubeconfig import default_path, exec_command, merge_cluster
 
-    async with _client(args) as eks:
+    async with session.client() as eks:
         described = await eks.describe_cluster(name=args.cluster_name)
         region = eks.region
     cluster = described.cluster
@@ -383,19 +454,39 @@ async def _kubeconfig(args: argparse.Namespace) -> None:
 # --- the parser -----------------------------------------------------------------------------
 
 
+def _global_flags(*, top: bool) -> argparse.ArgumentParser:
+    """The flags every command takes, before or after its name. Under a command they
+    default to "not given" (SUPPRESS), so a flag given before the command stands."""
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    flags = argparse.ArgumentParser(add_help=False)
+    group = flags.add_argument_group("global options (before or after the command)")
+    group.add_argument("--region", default=default(None),
+                       help="AWS region (default: environment/profile)")
+    group.add_argument("--profile", default=default(None), help="shared config profile")
+    group.add_argument("--endpoint-url", default=default(None), help="send requests here instead")
+    group.add_argument("--output", choices=OUTPUT_FORMATS, default=default("json"),
+                       help="how results are printed on stdout (default json)")
+    group.add_argument("--debug", action="store_true", default=default(False),
+                       help="log what eks_async does (DEBUG) on stderr")
+    return flags
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="eks-async", description="Drive Amazon EKS's identity surface, and any EKS operation."
+        prog="eks-async", description="Drive Amazon EKS's identity surface, and any EKS operation.",
+        parents=[_global_flags(top=True)],
     )
-    parser.add_argument("--region", default=None, help="AWS region (default: environment/profile)")
-    parser.add_argument("--profile", default=None, help="shared config profile")
-    parser.add_argument("--endpoint-url", default=None, help="send requests here instead")
-    parser.add_argument("--output", choices=("json", "table"), default="json")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version",
+                        version=f"eks-async {__version__} (Python {platform.python_version()})")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parents = [_global_flags(top=False)]
 
-    pod = sub.add_parser("pod-identity", help="EKS Pod Identity associations")
-    pod_sub = pod.add_subparsers(dest="action", required=True)
-    p = pod_sub.add_parser("create")
+    pod = sub.add_parser("pod-identity", parents=parents, help="EKS Pod Identity associations")
+    pod_sub = pod.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = pod_sub.add_parser("create", parents=parents, help="CreatePodIdentityAssociation")
     _cluster(p)
     p.add_argument("--namespace", required=True)
     p.add_argument("--service-account", required=True)
@@ -403,27 +494,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-role-arn")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE")
     p.add_argument("--wait", action="store_true", help="return once Describe and List see it")
-    p = pod_sub.add_parser("describe")
+    p.add_argument("--effective", action="store_true",
+                   help="return once EKS Auth hands the role to the service account's pods "
+                   "(implies --wait)")
+    add_max_wait(p)
+    p = pod_sub.add_parser("describe", parents=parents, help="DescribePodIdentityAssociation")
     _cluster(p)
     p.add_argument("--association-id", required=True)
-    p = pod_sub.add_parser("list")
+    p = pod_sub.add_parser("list", parents=parents, help="ListPodIdentityAssociations")
     _cluster(p)
     p.add_argument("--namespace")
     p.add_argument("--service-account")
-    p = pod_sub.add_parser("update")
+    p = pod_sub.add_parser("update", parents=parents, help="UpdatePodIdentityAssociation")
     _cluster(p)
     p.add_argument("--association-id", required=True)
     p.add_argument("--role-arn")
     p.add_argument("--target-role-arn")
     p.add_argument("--wait", action="store_true", help="return once Describe shows the change")
-    p = pod_sub.add_parser("delete")
+    p.add_argument("--effective", action="store_true",
+                   help="return once EKS Auth hands out the new role (implies --wait)")
+    add_max_wait(p)
+    p = pod_sub.add_parser("delete", parents=parents, help="DeletePodIdentityAssociation")
     _cluster(p)
     p.add_argument("--association-id", required=True)
     p.add_argument("--wait", action="store_true", help="return once Describe no longer finds it")
+    add_max_wait(p)
+    p = pod_sub.add_parser(
+        "wait", parents=parents,
+        help="wait (again) for an association: visible, updated, effective or deleted",
+        description="Wait for an association created, updated or deleted earlier (the id "
+        "its command printed): by default until Describe and List see it.",
+    )
+    _cluster(p)
+    p.add_argument("--association-id", required=True)
+    p.add_argument("--effective", action="store_true",
+                   help="then until EKS Auth hands the role to the service account's pods")
+    p.add_argument("--role-arn", help="until Describe shows this role (after an update)")
+    p.add_argument("--target-role-arn", help="until Describe shows this target role")
+    p.add_argument("--deleted", action="store_true", help="until Describe no longer finds it")
+    add_max_wait(p)
 
-    idp = sub.add_parser("idp", help="OIDC identity provider configs")
-    idp_sub = idp.add_subparsers(dest="action", required=True)
-    p = idp_sub.add_parser("associate")
+    add_access_parsers(sub, parents)
+
+    idp = sub.add_parser("idp", parents=parents, help="OIDC identity provider configs")
+    idp_sub = idp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = idp_sub.add_parser("associate", parents=parents, help="AssociateIdentityProviderConfig")
     _cluster(p)
     p.add_argument("--name", required=True)
     p.add_argument("--issuer-url", required=True)
@@ -434,25 +549,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups-prefix")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE")
     p.add_argument("--wait", action="store_true", help="follow the update to Successful")
-    for action in ("describe", "disassociate"):
-        p = idp_sub.add_parser(action)
+    add_max_wait(p)
+    for action, what in (
+        ("describe", "DescribeIdentityProviderConfig"),
+        ("disassociate", "DisassociateIdentityProviderConfig"),
+        ("wait", "wait (again) until the config is ACTIVE, or deleted"),
+    ):
+        p = idp_sub.add_parser(action, parents=parents, help=what)
         _cluster(p)
         p.add_argument("--name", required=True)
         if action == "disassociate":
             p.add_argument("--wait", action="store_true", help="follow the update until gone")
-    _cluster(idp_sub.add_parser("list"))
+        if action == "wait":
+            p.add_argument("--deleted", action="store_true", help="until it is gone")
+        if action != "describe":
+            add_max_wait(p)
+    _cluster(idp_sub.add_parser("list", parents=parents, help="ListIdentityProviderConfigs"))
 
-    upd = sub.add_parser("update", help="asynchronous cluster updates")
-    upd_sub = upd.add_subparsers(dest="action", required=True)
-    for action in ("describe", "wait"):
-        p = upd_sub.add_parser(action)
+    upd = sub.add_parser("update", parents=parents, help="asynchronous cluster updates")
+    upd_sub = upd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, what in (("describe", "DescribeUpdate"), ("wait", "wait until Successful")):
+        p = upd_sub.add_parser(action, parents=parents, help=what)
         _cluster(p)
         p.add_argument("--update-id", required=True)
         p.add_argument("--nodegroup-name")
         p.add_argument("--addon-name")
         p.add_argument("--capability-name")
+        if action == "wait":
+            add_max_wait(p)
+        # DescribeUpdate calls the cluster's name ``name``.
+        p.set_defaults(cli_params={"name": "--cluster-name"})
 
-    call = sub.add_parser("call", help="call any EKS operation with boto3-style JSON parameters")
+    call = sub.add_parser("call", parents=parents,
+                          help="call any EKS operation with boto3-style JSON parameters")
     call.add_argument("operation", metavar="OPERATION", help="e.g. DescribeCluster")
     call.add_argument("params", metavar="PARAMS", nargs="?", help='e.g. \'{"name": "prod"}\'')
 
@@ -464,14 +593,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_emulator_arguments(emu)
 
-    tok = sub.add_parser("token", help="print an ExecCredential with a cluster token (kubectl)")
+    tok = sub.add_parser("token", parents=parents,
+                         help="print an ExecCredential with a cluster token (kubectl)")
     which = tok.add_mutually_exclusive_group(required=True)
     which.add_argument("--cluster-name")
     which.add_argument("--cluster-id", help="for a local cluster on Outposts")
     tok.add_argument("--role-arn", help="assume this role first")
     tok.add_argument("--session-name", default="EKSGetTokenAuth")
 
-    kube = sub.add_parser("kubeconfig", help="write or merge a kubeconfig entry for a cluster")
+    kube = sub.add_parser("kubeconfig", parents=parents,
+                          help="write or merge a kubeconfig entry for a cluster")
     _cluster(kube)
     kube.add_argument("--kubeconfig", help="file to update (default: $KUBECONFIG or ~/.kube/config)")
     kube.add_argument("--alias", help="context name (default: the cluster ARN)")
@@ -485,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the identity workflow against an embedded emulator")
     demo.add_argument("--fast", action="store_true", help="scale EKS's delays down further")
+    _mark_leaves(parser)
     return parser
 
 
@@ -492,14 +624,69 @@ def _cluster(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-name", required=True)
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]] = {
-    "pod-identity": _pod_identity,
-    "idp": _idp,
-    "update": _update,
-    "call": _call,
-    "token": _token,
-    "kubeconfig": _kubeconfig,
-}
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found += list(dict.fromkeys(action.choices.values()))
+    return found
+
+
+def _mark_leaves(parser: argparse.ArgumentParser) -> None:
+    """Each command's own parser rides along in its namespace (``cli_parser``), so errors
+    can name its flags."""
+    children = _subparsers(parser)
+    if not children:
+        parser.set_defaults(cli_parser=parser)
+    for child in children:
+        _mark_leaves(child)
+
+
+# --- errors name flags ----------------------------------------------------------------------
+
+
+def flag_for(path: str, args: argparse.Namespace) -> str | None:
+    """The flag that sets the parameter at ``path`` (``cluster_name``, ``tags[k]``,
+    ``access_scope.namespaces[0]``) for the command ``args`` ran, if any does."""
+    parser: argparse.ArgumentParser | None = getattr(args, "cli_parser", None)
+    if parser is None or args.command == "call":
+        return None  # ``call`` takes EKS's own parameter names: those are its words
+    flags: dict[str, str] = {}
+    for action in parser._actions:
+        for option in action.option_strings:
+            if option.startswith("--"):
+                name = option[2:].replace("-", "_")
+                flags.setdefault(name, option)
+                flags.setdefault(name + "s", option)  # --tag sets tags, --namespace namespaces
+                flags.setdefault(action.dest, option)
+    explicit: dict[str, str] = getattr(args, "cli_params", None) or {}
+    segments = [s for s in re.sub(r"\[[^\]]*\]", "", path).split(".") if s]
+    if not segments:
+        return None
+    for candidate in (".".join(segments), "_".join(segments), segments[-1], segments[0]):
+        found = explicit.get(candidate) or flags.get(candidate)
+        if found is not None:
+            return found
+    return None
+
+
+def param_message(error: ParamValidationError, args: argparse.Namespace) -> str:
+    """A refused parameter, named by the flag that sets it, as argparse names them."""
+    flag = flag_for(error.path, args)
+    if flag is None:
+        return str(error)
+    return f"argument {flag}: {error.problem}"
+
+
+#: Client keywords some messages suggest, as the flags that set them.
+_KEYWORDS = {"region": "--region", "profile": "--profile", "endpoint_url": "--endpoint-url"}
+
+
+def _flag_words(text: str) -> str:
+    return re.sub(
+        r"\b(region|profile|endpoint_url)=(\.\.\.)?",
+        lambda m: _KEYWORDS[m.group(1)] + " ...", text,
+    )
 
 
 def _report(error: BaseException) -> None:
@@ -507,10 +694,8 @@ def _report(error: BaseException) -> None:
         sys.stderr.write(
             f"error: {error.code}: {error.message or ''} (request id {error.request_id})\n"
         )
-    elif isinstance(error, WaiterError):
-        sys.stderr.write(f"error: {error}\n")
     else:
-        sys.stderr.write(f"error: {error}\n")
+        sys.stderr.write(f"error: {_flag_words(str(error))}\n")
 
 
 def _quiet_stdout() -> None:
@@ -524,6 +709,87 @@ def _quiet_stdout() -> None:
         os.close(devnull)
 
 
+# --- running a command: --debug, signals, interrupted waits ---------------------------------
+
+
+COMMANDS: dict[str, Callable[[Session], Coroutine[Any, Any, None]]] = {
+    "pod-identity": _pod_identity,
+    "access-entry": run_access_entry,
+    "idp": _idp,
+    "update": _update,
+    "call": _call,
+    "token": _token,
+    "kubeconfig": _kubeconfig,
+}
+
+
+class _Stop:
+    """Whether SIGTERM ended the run."""
+
+    terminated = False
+
+
+async def _run(
+    command: Callable[[Session], Coroutine[Any, Any, None]], session: Session, stop: _Stop
+) -> None:
+    """Run ``command``; SIGTERM cancels it, so its ``async with`` closes the client first."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def terminate() -> None:
+        stop.terminated = True
+        task.cancel()
+
+    handled = False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGTERM, terminate)  # Unix, main thread only
+        handled = True
+    try:
+        await command(session)
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _debug_logging(enabled: bool) -> logging.Handler | None:
+    """``--debug``: eks_async's DEBUG lines on stderr (they never hold a secret)."""
+    if not enabled:
+        return None
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("eks_async")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    return handler
+
+
+def _stop_debug_logging(handler: logging.Handler | None) -> None:
+    if handler is not None:
+        logger = logging.getLogger("eks_async")
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+
+def _cut_short(session: Session, why: str) -> bool:
+    """A wait ended early (Ctrl-C, SIGTERM, time out): what was done, and how to resume.
+    ``False`` when no wait was under way."""
+    session.progress.end_line()
+    pending = session.pending
+    if pending is None:
+        return False
+    if pending.result is not None:
+        with contextlib.suppress(OSError, ValueError):
+            pending.result()  # the call before the wait did happen: its output, with the id
+            sys.stdout.flush()
+    sys.stderr.write(
+        f"{why}: {pending.what}; resume the wait with:\n"
+        f"  {session.resume_command(pending.resume)}\n"
+    )
+    sys.stderr.flush()
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
@@ -535,26 +801,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from ._demo import run_demo
 
-        command: Callable[[argparse.Namespace], Coroutine[Any, Any, None]] = run_demo
-    else:
-        command = COMMANDS[args.command]
+        try:
+            asyncio.run(run_demo(args))
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            return EXIT_INTERRUPTED
+        return 0
+    session = Session(args)
+    stop = _Stop()
+    handler = _debug_logging(args.debug)
+    previous_term = signal.getsignal(signal.SIGTERM)
     try:
-        asyncio.run(command(args))
+        check_output_format(args.output)
+        asyncio.run(_run(COMMANDS[args.command], session, stop))
         sys.stdout.flush()  # here, not at exit: a closed pipe is reported below
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        if not _cut_short(session, "interrupted"):
+            sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED
+    except asyncio.CancelledError:
+        if not stop.terminated:
+            raise
+        closed = "; the client is closed" if session.open_clients == 0 else ""
+        sys.stderr.write(f"terminated (SIGTERM){closed}\n")
+        _cut_short(session, "terminated")
+        return EXIT_TERMINATED
     except BrokenPipeError:
         # Whoever read stdout has stopped (`eks-async token ... | head -c 10`): end quietly,
         # with the status a process killed by SIGPIPE has, as shell pipelines expect.
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
     except ParamValidationError as error:
+        sys.stderr.write(f"eks-async: error: {param_message(error, args)}\n")
+        return EXIT_USAGE
+    except UsageError as error:
         sys.stderr.write(f"eks-async: error: {error}\n")
         return EXIT_USAGE
+    except WaiterTimeoutError as error:
+        _report(error)
+        _cut_short(session, "gave up waiting")
+        return EXIT_ERROR
     except EKSAsyncError as error:
         _report(error)
         return EXIT_ERROR
+    finally:
+        _stop_debug_logging(handler)
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            if signal.getsignal(signal.SIGTERM) != previous_term and previous_term is not None:
+                signal.signal(signal.SIGTERM, previous_term)
     return 0
 
 
