@@ -341,6 +341,7 @@ async def eks_auth_run(emulator: EKSEmulator) -> tuple[str, eks_async.EKSAuthCli
         await eks.create_pod_identity_association(
             cluster_name="prod", namespace="default", service_account="default", role_arn=ROLE
         )
+    emulator.advance(60.0)  # past any propagation delay of the emulator's
     token = _pod_token(emulator, cluster_token, cluster.endpoint)
     auth = eks_async.EKSAuthClient(
         region="us-west-2", aws_access_key_id=TEST_ACCESS_KEY_ID,
