@@ -68,15 +68,18 @@ POLL_EVENT: Final = "eks_async.waiter.poll"
 
 #: (provider, its tracer or None) from the last look-up.
 _cache: list[Any] = [None, None]
-_env_checked = False
+_UNKNOWN: Final = object()
+#: Whether ``OTEL_PYTHON_TRACER_PROVIDER`` was set when first looked at (``None``: not yet).
+_env_provider: bool | None = None
 
 
 def _load_from_env() -> Any:
     """``opentelemetry.trace`` when ``OTEL_PYTHON_TRACER_PROVIDER`` names a provider and
-    the API is installed (checked once); else ``None``."""
-    global _env_checked
-    _env_checked = True
-    if not os.environ.get("OTEL_PYTHON_TRACER_PROVIDER"):
+    the API is installed; else ``None``. The environment is read once."""
+    global _env_provider
+    if _env_provider is None:
+        _env_provider = bool(os.environ.get("OTEL_PYTHON_TRACER_PROVIDER"))
+    if not _env_provider:
         return None
     import importlib.util
 
@@ -95,12 +98,21 @@ def tracer() -> Any:
     """
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
-        if _env_checked:
+        if _env_provider is False:
             return None
         trace = _load_from_env()
         if trace is None:
             return None
-    provider = trace.get_tracer_provider()
+    elif _env_provider is None:
+        _load_from_env()
+    # The API's global, read directly: ``get_tracer_provider()`` looks up the environment on
+    # every call (about 1 µs) while none is set. Unset and not named by the environment
+    # (checked once, above): no provider.
+    provider = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
+    if provider is None and not _env_provider:
+        return None
+    if provider is None or provider is _UNKNOWN:
+        provider = trace.get_tracer_provider()
     cache = _cache
     if provider is cache[0]:
         return cache[1]
