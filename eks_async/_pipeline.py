@@ -272,7 +272,8 @@ async def invoke(
 ) -> T:
     """The typed output of ``op`` called with ``values``, retried as ``options`` say.
 
-    ``span``: the call's OpenTelemetry span (``_telemetry.traced_call`` passes it).
+    ``span``: the call's OpenTelemetry span, or ``False`` for one not recorded
+    (``_telemetry.traced_call`` passes it).
     """
     # --- telemetry: a span per call, only when a tracer provider is set (_telemetry) ---
     if span is None:
@@ -281,6 +282,8 @@ async def invoke(
             from ._telemetry import traced_call
 
             return await traced_call(tracer, invoke, shared, options, op, values)  # type: ignore[no-any-return]
+    elif span is False:  # traced, but the span is not recorded (sampled out)
+        span = None
     # --- end telemetry ---
     path, body = serialize(op, values)
     if shared.closed:

@@ -108,7 +108,7 @@ def tracer() -> Any:
     # The API's global, read directly: ``get_tracer_provider()`` looks up the environment on
     # every call (about 1 µs) while none is set. Unset and not named by the environment
     # (checked once, above): no provider.
-    provider = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
+    provider: Any = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
     if provider is None and not _env_provider:
         return None
     if provider is None or provider is _UNKNOWN:
@@ -188,7 +188,7 @@ async def traced_call(
         set_status_on_exception=False,
     ) as span:
         try:
-            output = await invoke(shared, options, op, values, span)
+            output = await invoke(shared, options, op, values, span if span.is_recording() else False)
         except BaseException as error:
             _where(span, shared)
             _fail(span, error)
@@ -300,7 +300,7 @@ async def traced_wait(tracer: Any, waiter: Waiter[Any]) -> Any:
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
-        waiter.span = span
+        waiter.span = span if span.is_recording() else None
         try:
             return await waiter._run()
         except BaseException as error:

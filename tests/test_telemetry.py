@@ -484,3 +484,27 @@ def test_a_provider_named_by_the_environment_is_honoured() -> None:
     )
     out = _python(code, OTEL_PYTHON_TRACER_PROVIDER="sdk_tracer_provider")
     assert "'opentelemetry.trace'" in out
+
+
+async def test_a_sampled_out_call_does_no_telemetry_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an attempt was timed for a span nobody records")
+
+    monkeypatch.setattr(_telemetry, "observed_attempt", refuse)
+    monkeypatch.setattr(_telemetry, "retry_event", refuse)
+    emulator = _emulator()
+    emulator.script("DescribeCluster", Fault.THROTTLE, times=1)
+    async with emulator.client() as eks:
+        out = await eks.describe_cluster(name="prod")
+        await eks.waiters.cluster_active(name="prod")
+    assert out.response_metadata.attempts == 2
+    assert exporter.get_finished_spans() == ()
