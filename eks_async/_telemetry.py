@@ -188,12 +188,15 @@ async def traced_call(
         set_status_on_exception=False,
     ) as span:
         try:
-            output = await invoke(shared, options, op, values, span if span.is_recording() else False)
+            recorded = span if span.is_recording() else False  # False: do no telemetry work
+            output = await invoke(shared, options, op, values, recorded)
         except BaseException as error:
             _where(span, shared)
             _fail(span, error)
-            attempts = getattr(error, "attempts", None)
-            if isinstance(attempts, int) and attempts > 0 and hasattr(error, "retry_wait"):
+            # Set by the pipeline on an error of a call that sent something (not on one
+            # refused before sending, which only has the class's default).
+            attempts = getattr(error, "__dict__", {}).get("attempts")
+            if isinstance(attempts, int):
                 span.set_attribute("eks_async.attempts", attempts)
             raise
         _where(span, shared)

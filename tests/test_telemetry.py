@@ -133,6 +133,7 @@ async def test_a_refused_parameter_is_a_failed_span_too(spans: InMemorySpanExpor
     assert span.attributes is not None
     assert span.attributes["error.type"] == "ParamValidationError"
     assert events(span, "eks_async.attempt") == []  # nothing was sent
+    assert "eks_async.attempts" not in span.attributes
 
 
 async def test_retries_are_attempt_and_retry_events_of_the_one_span(
