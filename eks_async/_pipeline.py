@@ -19,7 +19,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
@@ -39,6 +39,7 @@ from ._redact import redact_error
 from ._restjson.parse import parse_error, parse_output
 from ._restjson.serialize import serialize
 from ._retry import RetryConfig, RetryQuota, is_clock_skew, is_iam_propagation, retry_after
+from ._telemetry import tracer as _telemetry_tracer
 from ._transports import proxy_in_env
 from ._transports.base import Limits, Timeouts, Transport
 from ._version import __version__
@@ -263,15 +264,33 @@ def _load_ca_bundle(path: str) -> ssl.SSLContext:
 
 
 async def invoke(
-    shared: Shared, options: Options, op: OperationSpec[T], values: tuple[Any, ...]
+    shared: Shared,
+    options: Options,
+    op: OperationSpec[T],
+    values: tuple[Any, ...],
+    span: Any = None,
 ) -> T:
-    """The typed output of ``op`` called with ``values``, retried as ``options`` say."""
+    """The typed output of ``op`` called with ``values``, retried as ``options`` say.
+
+    ``span``: the call's OpenTelemetry span, or ``False`` for one not recorded
+    (``_telemetry.traced_call`` passes it).
+    """
+    # --- telemetry: a span per call, only when a tracer provider is set (_telemetry) ---
+    if span is None:
+        tracer = _telemetry_tracer()
+        if tracer is not None:
+            from ._telemetry import traced_call
+
+            return await traced_call(tracer, invoke, shared, options, op, values)  # type: ignore[no-any-return]
+    elif span is False:  # traced, but the span is not recorded (sampled out)
+        span = None
+    # --- end telemetry ---
     path, body = serialize(op, values)
     if shared.closed:
         raise ConfigurationError("this client is closed")
     if shared.endpoint is None:
         await shared.setup()
-    call = _Call(shared, options, op, f"{shared.endpoint}{path}", body)
+    call = _Call(shared, options, op, f"{shared.endpoint}{path}", body, span)
     deadline = options.retry.deadline
     budget = call_budget.get()
     if deadline is None and budget is None:
@@ -293,11 +312,12 @@ async def invoke(
 class _Call:
     """One call's attempts: the first on the hot path, the rest in tenacity."""
 
-    __slots__ = ("acquired", "attempts", "body", "op", "options", "quota", "shared",
-                 "skew_retried", "url", "waited")
+    __slots__ = ("acquired", "attempts", "body", "debug", "op", "options", "quota", "shared",
+                 "skew_retried", "span", "url", "waited")
 
     def __init__(
-        self, shared: Shared, options: Options, op: OperationSpec[Any], url: str, body: bytes
+        self, shared: Shared, options: Options, op: OperationSpec[Any], url: str, body: bytes,
+        span: Any = None,
     ) -> None:
         self.shared = shared
         self.options = options
@@ -310,11 +330,23 @@ class _Call:
         self.skew_retried = False
         #: The client's retry quota, unless this view's configuration turns it off.
         self.quota = shared.quota if options.retry.quota else None
+        # --- telemetry: the call's span, and whether DEBUG lines are wanted (_telemetry) ---
+        self.span = span
+        self.debug = logger.isEnabledFor(logging.DEBUG)
+
+    def send(self) -> Awaitable[Any]:
+        """One attempt; timed, logged and traced only when a DEBUG log or a span listens."""
+        if self.span is None and not self.debug:
+            return self.attempt()
+        from ._telemetry import observed_attempt
+
+        return observed_attempt(self)
+    # --- end telemetry ---
 
     async def run(self) -> Any:
         quota = self.quota
         try:
-            output = await self.attempt()
+            output = await self.send()
         except EKSAsyncError as error:
             if (
                 error.retry_kind is None
@@ -324,8 +356,15 @@ class _Call:
                     and is_iam_propagation(error, self.op.name)
                 )
             ):
+                if self.debug:  # telemetry
+                    _not_retried(self, error, retried=False)
                 raise
-            output = await self._retry(error)
+            try:
+                output = await self._retry(error)
+            except EKSAsyncError as last:
+                if self.debug:  # telemetry
+                    _not_retried(self, last, retried=True)
+                raise
         if quota is not None:
             quota.release(self.acquired)
         return output
@@ -347,7 +386,7 @@ class _Call:
             do = await retrying.iter(state)
             if isinstance(do, tenacity.DoAttempt):
                 try:
-                    state.set_result(await self.attempt())
+                    state.set_result(await self.send())
                 except EKSAsyncError:
                     state.set_exception(sys.exc_info())  # type: ignore[arg-type]
             elif isinstance(do, tenacity.DoSleep):
@@ -390,6 +429,10 @@ class _Call:
                 "%s: attempt %d waits %.3f s for the client-side rate limit (%s)",
                 event.operation, event.attempt, event.delay, event.reason,
             )
+        if self.span is not None:  # telemetry
+            from ._telemetry import retry_event
+
+            retry_event(self.span, event)
         hook = self.options.on_retry
         if hook is not None:
             hook(event)
@@ -475,6 +518,18 @@ def _correct_clock(shared: Shared, date: str | None) -> None:
     if server.tzinfo is None:
         server = server.replace(tzinfo=datetime.UTC)
     shared.clock_offset = (server - datetime.datetime.now(datetime.UTC)).total_seconds()
+
+
+def _not_retried(call: _Call, error: EKSAsyncError, *, retried: bool) -> None:
+    """The DEBUG line of a call's last failure: why no further attempt is made."""
+    from ._telemetry import not_retried
+
+    retryable = retried and (
+        error.retry_kind is not None
+        or is_clock_skew(error)
+        or is_iam_propagation(error, call.op.name)
+    )
+    not_retried(call, error, "no retry left" if retryable else "not a retryable error")
 
 
 def _reason(error: BaseException) -> str:

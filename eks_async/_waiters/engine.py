@@ -28,6 +28,8 @@ from .._operation import Acceptor, State
 from .._pipeline import call_budget
 from .._restjson.walk import Compiled
 from .._retry import classify
+from .._telemetry import poll as _telemetry_poll
+from .._telemetry import tracer as _telemetry_tracer
 
 T = TypeVar("T")
 
@@ -274,6 +276,8 @@ class Waiter(Generic[T]):
         self.config = config
         self.on_progress = on_progress
         self.failure_errors = failure_errors
+        #: The wait's OpenTelemetry span while it runs traced (``_telemetry.traced_wait``).
+        self.span: Any = None
 
     def delay(self, attempt: int, throttled: int) -> float:
         """The pause after poll ``attempt``; each throttled poll doubles it once more."""
@@ -284,6 +288,16 @@ class Waiter(Generic[T]):
         return cfg.min_delay + cfg.rng() * (ceiling - cfg.min_delay)
 
     async def run(self) -> T:
+        # --- telemetry: a span per wait, only when a tracer provider is set (_telemetry) ---
+        tracer = _telemetry_tracer()
+        if tracer is not None:
+            from .._telemetry import traced_wait
+
+            return await traced_wait(tracer, self)  # type: ignore[no-any-return]
+        # --- end telemetry ---
+        return await self._run()
+
+    async def _run(self) -> T:
         cfg = self.config
         start = cfg.clock()
         attempt = 0
@@ -356,6 +370,7 @@ class Waiter(Generic[T]):
             await cfg.sleep(delay)
 
     def _report(self, attempt: int, elapsed: float, state: str, next_delay: float | None) -> None:
+        _telemetry_poll(self, attempt, elapsed, state, next_delay)  # DEBUG line, span event
         if self.on_progress is not None:
             self.on_progress(
                 WaitProgress(
