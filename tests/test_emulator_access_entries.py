@@ -714,3 +714,103 @@ async def test_the_creator_entry_follows_the_mode_and_names_a_sessions_role() ->
         f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/alice-example.com",
     )
     assert kube.can(token, "delete", "namespaces")
+
+
+async def test_an_entry_is_bound_to_the_role_s_unique_id_not_its_name() -> None:
+    emulator = EKSEmulator(clock=ManualClock(), delays=PROPAGATION)
+    emulator.add_cluster("prod", authentication_mode="API", admin_principal=ME)
+    emulator.register_credentials(SESSION_KEY, SESSION_SECRET, arn=SESSION_ARN)
+    kube = await _cluster(emulator, "prod")
+    token = await _token(emulator, "prod", SESSION_KEY, SESSION_SECRET)
+    admin = await _token(emulator, "prod", TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY)
+    async with emulator.client() as eks:
+        await eks.create_access_entry(
+            cluster_name="prod", principal_arn=DEPLOYER, kubernetes_groups=["deployers"]
+        )
+        emulator.settle()
+        assert kube.whoami(token)[0] == 201
+
+        # The role is deleted and created again with the same name (a session of the new
+        # role names the same ARN): EKS still lists the old entry, the cluster refuses.
+        new_id = emulator.recreate_principal(DEPLOYER)
+        assert new_id.startswith("AROA") and len(new_id) == 21
+        assert kube.whoami(token)[0] == 401
+        described = await eks.describe_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        assert described.access_entry is not None
+        assert (await eks.list_access_entries(cluster_name="prod")).access_entries == [
+            DEPLOYER, ME
+        ]
+        with pytest.raises(ResourceInUseException):  # the ARN still names the old entry
+            await eks.create_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        # Other principals are not touched.
+        assert kube.whoami(admin)[0] == 201
+
+        # The fix, as for EKS: delete the entry and create it again, for the new role.
+        await eks.delete_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        emulator.settle()
+        await eks.create_access_entry(
+            cluster_name="prod", principal_arn=DEPLOYER, kubernetes_groups=["deployers"]
+        )
+        emulator.advance(9)
+        assert kube.whoami(token)[0] == 401  # the new entry propagates as any other
+        emulator.advance(1)
+        status, who = kube.whoami(token)
+        assert status == 201 and who["groups"] == ["deployers", "system:authenticated"]
+
+        # A role's path does not change its identity: recreating it by a session's ARN works.
+        emulator.recreate_principal(SESSION_ARN)
+        assert kube.whoami(token)[0] == 401
+    # The same name and generation always give the same made-up id (runs repeat).
+    again = EKSEmulator(clock=ManualClock())
+    assert again.recreate_principal(f"arn:aws:iam::{ACCOUNT}:role/deployer") == new_id
+    with pytest.raises(ValueError, match="not an IAM role or user"):
+        again.recreate_principal("arn:aws:s3:::bucket")
+
+
+async def test_a_recreated_role_is_unknown_again_and_api_and_config_map_falls_back() -> None:
+    emulator = EKSEmulator(clock=ManualClock(), delays=PROPAGATION, role_propagation=15)
+    emulator.add_cluster("prod")  # API_AND_CONFIG_MAP: no matching entry -> the ConfigMap
+    emulator.register_credentials(SESSION_KEY, SESSION_SECRET, arn=SESSION_ARN)
+    kube = await _cluster(emulator, "prod")
+    token = await _token(emulator, "prod", SESSION_KEY, SESSION_SECRET)
+    retry = eks_async.RetryConfig(iam_propagation=None)  # no IAM-propagation retries here
+    async with emulator.client(retry=retry) as eks:
+        with pytest.raises(InvalidParameterException):
+            await eks.create_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        emulator.advance(15)
+        await eks.create_access_entry(
+            cluster_name="prod", principal_arn=DEPLOYER, kubernetes_groups=["deployers"]
+        )
+        emulator.settle()
+        status, who = kube.whoami(token)
+        assert status == 201 and "deployers" in who["groups"]
+
+        emulator.recreate_principal(DEPLOYER)
+        # No entry maps the new role: the aws-auth ConfigMap does (by its session's ARN).
+        status, who = kube.whoami(token)
+        assert (status, who["groups"]) == (201, ["system:authenticated"])
+        # And, a new role, it is unknown to EKS until IAM propagates it again.
+        await eks.delete_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        with pytest.raises(InvalidParameterException):
+            await eks.create_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        emulator.advance(15)
+        await eks.create_access_entry(
+            cluster_name="prod", principal_arn=DEPLOYER, kubernetes_groups=["deployers"]
+        )
+        emulator.settle()
+        assert "deployers" in kube.whoami(token)[1]["groups"]
+
+
+def test_the_admin_api_recreates_a_principal() -> None:
+    emulator = EKSEmulator(clock=ManualClock())
+    with run_emulator_server(emulator) as server:
+        import httpx
+
+        answer = httpx.post(
+            f"{server.url}/_emulator/principals", json={"recreate": DEPLOYER}
+        )
+        assert answer.status_code == 200
+        assert answer.json()["unique_id"].startswith("AROA")
+        assert answer.json() == {"arn": DEPLOYER, "unique_id": answer.json()["unique_id"]}
+        refused = httpx.post(f"{server.url}/_emulator/principals", json={"recreate": "x"})
+        assert refused.status_code == 400 and "not an IAM role" in refused.json()["message"]

@@ -261,6 +261,17 @@ class EKSEmulator:
             else:
                 self._arns[access_key_id] = arn
 
+    def recreate_principal(self, arn: str) -> str:
+        """Act as if the IAM role or user ``arn`` names was deleted and created again with
+        the same name: IAM gives it a new unique id, and EKS binds access entries to that id,
+        so an entry made before no longer maps the principal's callers (the API still shows
+        it) until the entry is deleted and created again. The new role is also unknown to EKS
+        again for ``role_propagation``. ``arn``: the role's or user's ARN, or one of its
+        assumed-role sessions. Returns the new unique id (made up: ``AROA...``/``AIDA...``).
+        """
+        with self._lock:
+            return self._service.recreate_principal(arn)
+
     # --- faults, counters, listeners -------------------------------------------------------
 
     def script(

@@ -305,6 +305,8 @@ def _idempotency_member(op_name: str) -> str | None:
     return None
 
 
+#: In what the authenticator sees of an entry: the unique id of the IAM principal it is for.
+_PRINCIPAL_ID: Final = "eks_async.principalId"
 _TOKEN_MEMBERS: Final = {name: _idempotency_member(name) for name in OPERATIONS}
 
 
@@ -323,6 +325,8 @@ class EKSService:
         self._regions: dict[tuple[str, str], _Region] = {}
         #: IAM principal ARN -> when (EKS time) a request first named it.
         self._principals_seen: dict[str, float] = {}
+        #: IAM principal (``_access.principal_key``) -> times it was made again.
+        self._principal_generations: dict[tuple[str, str, str, str], int] = {}
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
@@ -410,6 +414,26 @@ class EKSService:
             held = held or ctx.now < first + self.config.role_propagation
         if held:
             raise _invalid(message, cluster)
+
+    def principal_id(self, arn: str) -> str | None:
+        """The IAM unique id of the principal ``arn`` names now (``None``: no IAM principal)."""
+        key = _access.principal_key(arn)
+        if key is None:
+            return None
+        return _access.unique_id(key, self._principal_generations.get(key, 0))
+
+    def recreate_principal(self, arn: str) -> str:
+        """Delete and create again the IAM role or user ``arn`` names: a new unique id (so
+        entries made before no longer map it), unknown to EKS again for
+        ``config.role_propagation``. Returns the new id."""
+        key = _access.principal_key(arn)
+        if key is None:
+            raise ValueError(f"not an IAM role or user ARN: {arn[:200]!r}")
+        self._principal_generations[key] = self._principal_generations.get(key, 0) + 1
+        for seen in list(self._principals_seen):
+            if _access.principal_key(seen) == key:
+                del self._principals_seen[seen]
+        return _access.unique_id(key, self._principal_generations[key])
 
     # --- dispatch --------------------------------------------------------------------------
 
@@ -582,7 +606,7 @@ class EKSService:
             and cluster.authentication_mode != "CONFIG_MAP"  # no entries: the creator is admin
         ):
             record = self._new_access_entry(ctx, cluster, creator, "STANDARD", {}, None)
-            record.entry_versions.publish(0.0, dict(record.current or {}))
+            record.entry_versions.publish(0.0, self._seen(record))
             admin = _access.policy_arn(ctx.partition, "AmazonEKSClusterAdminPolicy")
             self._set_policy(ctx, record, admin, {"type": "cluster"}, 0.0)
         return cluster
@@ -828,7 +852,15 @@ class EKSService:
             cluster.access_entries[principal_arn] = record
         else:  # re-created while its deletion still propagates: same history
             record.current, record.policies, record.tags = current, {}, dict(tags)
+        # Bound to the principal as IAM knows it now (its unique id), not to the ARN.
+        record.principal_id = self.principal_id(principal_arn)
         return record
+
+    @staticmethod
+    def _seen(record: AccessEntryRecord) -> dict[str, Any]:
+        """What the cluster's authenticator is handed of an entry: the entry, and the unique
+        id of the principal it was made for."""
+        return {**(record.current or {}), _PRINCIPAL_ID: record.principal_id}
 
     def _entry_view(self, record: AccessEntryRecord) -> dict[str, Any]:
         assert record.current is not None
@@ -913,7 +945,7 @@ class EKSService:
         assert record.current is not None
         record.entry_versions.publish(
             ctx.now + self.config.delays.access_entry_create.draw(self._delays),
-            dict(record.current),
+            self._seen(record),
         )
         return {"accessEntry": self._entry_view(record)}
 
@@ -959,7 +991,8 @@ class EKSService:
         current["modifiedAt"] = _ms(ctx.epoch)
         record.current = current
         record.entry_versions.publish(
-            ctx.now + self.config.delays.access_entry_update.draw(self._delays), dict(current)
+            ctx.now + self.config.delays.access_entry_update.draw(self._delays),
+            self._seen(record),
         )
         return {"accessEntry": self._entry_view(record)}
 
@@ -1104,6 +1137,9 @@ class EKSService:
             view = record.entry_versions.view(now)
             if view is None:
                 continue
+            bound = view.get(_PRINCIPAL_ID)
+            if bound is not None and bound != self.principal_id(caller_arn):
+                continue  # made for a principal of that name deleted since
             policies = record.policy_versions.view(now) or {}
             grant = Grant(
                 policies=tuple(
