@@ -814,3 +814,125 @@ def test_the_admin_api_recreates_a_principal() -> None:
         assert answer.json() == {"arn": DEPLOYER, "unique_id": answer.json()["unique_id"]}
         refused = httpx.post(f"{server.url}/_emulator/principals", json={"recreate": "x"})
         assert refused.status_code == 400 and "not an IAM role" in refused.json()["message"]
+
+
+# --------------------------------------------------------------------------- authentication mode
+
+
+async def test_the_authentication_mode_moves_one_step_at_a_time_never_back() -> None:
+    delays = Delays(cluster_create=0, access_config_update=100, access_entry_create=0)
+    emulator = EKSEmulator(clock=ManualClock(), delays=delays)
+    emulator.add_cluster("prod", authentication_mode="CONFIG_MAP")
+
+    def to(mode: str) -> eks_async.UpdateAccessConfigRequest:
+        return eks_async.UpdateAccessConfigRequest(authentication_mode=mode)
+
+    async def mode(eks: eks_async.EKSClient) -> str | None:
+        cluster = (await eks.describe_cluster(name="prod")).cluster
+        assert cluster is not None and cluster.access_config is not None
+        return cluster.access_config.authentication_mode
+
+    async with emulator.client() as eks:
+        for wanted in ("API", "CONFIG_MAP"):  # two steps at once, or to the mode it has
+            with pytest.raises(InvalidParameterException) as refused:
+                await eks.update_cluster_config(name="prod", access_config=to(wanted))
+            assert refused.value.message == (
+                f"Unsupported authentication mode update from CONFIG_MAP to {wanted}"
+            )
+        started = await eks.update_cluster_config(
+            name="prod", access_config=to("API_AND_CONFIG_MAP")
+        )
+        update = started.update
+        assert update is not None and update.id is not None
+        assert (update.type, update.status) == ("AccessConfigUpdate", "InProgress")
+        assert [(p.type, p.value) for p in update.params or []] == [
+            ("AuthenticationMode", "API_AND_CONFIG_MAP")
+        ]
+        # Until the Update ends, the cluster keeps its mode: no access entries yet.
+        assert await mode(eks) == "CONFIG_MAP"
+        with pytest.raises(InvalidRequestException):
+            await eks.create_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        with pytest.raises(ResourceInUseException):  # one update at a time
+            await eks.update_cluster_config(name="prod", access_config=to("API"))
+        emulator.advance(100)
+        described = await eks.describe_update(name="prod", update_id=update.id)
+        assert described.update is not None and described.update.status == "Successful"
+        assert await mode(eks) == "API_AND_CONFIG_MAP"
+        await eks.create_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+
+        with pytest.raises(InvalidParameterException, match="from API_AND_CONFIG_MAP to CONFIG_MAP"):
+            await eks.update_cluster_config(name="prod", access_config=to("CONFIG_MAP"))
+        last = await eks.update_cluster_config(name="prod", access_config=to("API"))
+        assert last.update is not None and last.update.status == "InProgress"
+        emulator.settle()
+        assert await mode(eks) == "API"
+        for wanted in ("API_AND_CONFIG_MAP", "CONFIG_MAP", "API"):
+            with pytest.raises(InvalidParameterException) as refused:
+                await eks.update_cluster_config(name="prod", access_config=to(wanted))
+            assert refused.value.message.endswith(f"from API to {wanted}")
+        listed = await eks.list_updates(name="prod")
+        assert len(listed.update_ids or []) == 2
+        # Other settings are not emulated: said plainly, not ignored.
+        with pytest.raises(InvalidRequestException, match="accessConfig only"):
+            await eks.update_cluster_config(
+                name="prod", logging=eks_async.Logging(cluster_logging=[])
+            )
+        with pytest.raises(ResourceNotFoundException):
+            await eks.update_cluster_config(name="nowhere", access_config=to("API"))
+
+
+async def test_the_new_mode_reaches_the_cluster_s_authenticator_when_the_update_ends() -> None:
+    emulator = EKSEmulator(
+        clock=ManualClock(), delays=Delays(cluster_create=0, access_config_update=60)
+    )
+    emulator.add_cluster("prod", authentication_mode="API_AND_CONFIG_MAP")
+    emulator.register_credentials(SESSION_KEY, SESSION_SECRET, arn=SESSION_ARN)
+    kube = await _cluster(emulator, "prod")
+    token = await _token(emulator, "prod", SESSION_KEY, SESSION_SECRET)
+    assert kube.whoami(token)[0] == 201  # no entry: the aws-auth ConfigMap maps it
+    async with emulator.client() as eks:
+        await eks.update_cluster_config(
+            name="prod",
+            access_config=eks_async.UpdateAccessConfigRequest(authentication_mode="API"),
+        )
+        emulator.advance(59)
+        assert kube.whoami(token)[0] == 201
+        emulator.advance(1)
+        assert kube.whoami(token)[0] == 401  # API: access entries only
+
+
+async def test_a_failed_access_config_update_keeps_the_mode() -> None:
+    from eks_async.testing import Fault
+
+    emulator = EKSEmulator(clock=ManualClock(), delays=Delays(cluster_create=0))
+    emulator.add_cluster("prod", authentication_mode="CONFIG_MAP")
+    emulator.script("UpdateClusterConfig", Fault.FAIL_UPDATE)
+    async with emulator.client() as eks:
+        started = await eks.update_cluster_config(
+            name="prod",
+            access_config=eks_async.UpdateAccessConfigRequest(
+                authentication_mode="API_AND_CONFIG_MAP"
+            ),
+        )
+        assert started.update is not None and started.update.id is not None
+        with pytest.raises(eks_async.WaiterFailureError) as failed:
+            await eks.waiters.update_successful(
+                cluster_name="prod", update_id=started.update.id,
+                config=eks_async.WaiterConfig(
+                    clock=emulator.clock.monotonic, sleep=emulator.clock.sleep
+                ),
+            )
+        assert [e.error_message for e in failed.value.errors] == [
+            "The authentication mode could not be changed."
+        ]
+        cluster = (await eks.describe_cluster(name="prod")).cluster
+        assert cluster is not None and cluster.access_config is not None
+        assert cluster.access_config.authentication_mode == "CONFIG_MAP"
+        # Failed is not "in progress": the same step may be tried again.
+        again = await eks.update_cluster_config(
+            name="prod",
+            access_config=eks_async.UpdateAccessConfigRequest(
+                authentication_mode="API_AND_CONFIG_MAP"
+            ),
+        )
+        assert again.update is not None and again.update.status == "InProgress"

@@ -162,6 +162,12 @@ class Delays:
     access_policy_disassociate: DelayRange = attrs.field(
         default=DelayRange(low=1.0, high=5.0), converter=_to_range
     )
+    #: How long an AccessConfigUpdate (UpdateClusterConfig's authentication mode) stays
+    #: InProgress; the cluster keeps its old mode until then (EKS publishes no figure: "a
+    #: few minutes" for cluster updates).
+    access_config_update: DelayRange = attrs.field(
+        default=DelayRange(low=60.0, high=180.0), converter=_to_range
+    )
     #: How long EKS Auth (and so the Pod Identity Agent) lags behind what Describe sees of a
     #: pod identity association: until then AssumeRoleForPodIdentity refuses its service
     #: account (``EKSEmulator.pod_identity_missing_code``), or still uses the old role.

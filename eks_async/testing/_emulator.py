@@ -606,7 +606,7 @@ class EKSEmulator:
             return answer(401, unauthorized)
         identity, grant = review.identity, None
         with self._lock:
-            mode = cluster.authentication_mode
+            mode = cluster.mode(self._clock.monotonic())
             mapped = (
                 None
                 if mode == "CONFIG_MAP"

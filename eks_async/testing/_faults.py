@@ -20,7 +20,7 @@ __all__ = ["Decision", "FaultPlanner", "RateBuckets", "ScriptedFault"]
 
 #: Operations that start a cluster Update (the only ones ``FAIL_UPDATE`` applies to).
 UPDATE_OPERATIONS: Final = frozenset(
-    {"AssociateIdentityProviderConfig", "DisassociateIdentityProviderConfig"}
+    {"AssociateIdentityProviderConfig", "DisassociateIdentityProviderConfig", "UpdateClusterConfig"}
 )
 _OUTCOMES: Final = (
     Fault.THROTTLE,
