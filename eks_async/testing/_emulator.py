@@ -287,14 +287,17 @@ class EKSEmulator:
 
         ``emulator.script("DescribeUpdate", Fault.SERVER_ERROR, times=2)`` fails the next
         two DescribeUpdate calls with 500. ``Fault.FAIL_UPDATE`` makes the Update the next
-        identity provider call starts end ``Failed`` with ``error_code``/``message``.
+        identity provider call (or UpdateClusterConfig) starts end ``Failed`` with
+        ``error_code``/``message``. ``"AssumeRoleForPodIdentity"`` names EKS Auth's calls
+        (and the Pod Identity Agent's calls to it), which get EKS Auth's own errors.
         """
         entry = ScriptedFault(fault=Fault(fault), message=message, error_code=error_code)
         with self._lock:
             self._faults.script(operation, entry, times)
 
     def counters(self) -> dict[str, CallCounts]:
-        """Calls so far, by operation and outcome."""
+        """Calls so far, by operation and outcome (EKS Auth's and the Pod Identity Agent's
+        under ``AssumeRoleForPodIdentity``)."""
         with self._lock:
             return {op: CallCounts(**counts) for op, counts in sorted(self._counts.items())}
 
