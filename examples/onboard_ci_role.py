@@ -349,7 +349,9 @@ async def _run_on_emulator(args: argparse.Namespace) -> Report:
         arn=f"arn:aws:sts::{account}:assumed-role/{role.rpartition('/')[2]}/onboard-ci-role",
     )
     clock = emulator.clock
-    wait = attrs.evolve(DEFAULT_WAIT, clock=clock.monotonic, sleep=clock.sleep)
+    # On the emulator's clock; an hour of EKS time (2 real minutes) leaves a loaded machine
+    # room: each poll's real round trips count as EKS time too.
+    wait = attrs.evolve(DEFAULT_WAIT, max_wait=3600.0, clock=clock.monotonic, sleep=clock.sleep)
     async with emulator.serve(), emulator.client() as eks:
         return await onboard_ci_role(
             eks,
