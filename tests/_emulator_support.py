@@ -35,6 +35,13 @@ from ._botomodel import service_model
 ERROR_TYPE = re.compile(
     r"[A-Za-z]+:http://internal\.amazon\.com/coral/com\.amazon(aws\.eks\.v20171101|\.coral\.[a-z]+)/"
 )
+#: EKS Auth's answers (its own model and namespace) and the Pod Identity Agent's.
+AUTH_OPERATION = "AssumeRoleForPodIdentity"
+AUTH_ERROR_TYPE = re.compile(
+    r"[A-Za-z]+:http://internal\.amazon\.com/coral/com\.amazonaws\.eksauth\.v20231126/"
+)
+AGENT_PATH = "/v1/credentials"
+AGENT_KEYS = {"AccessKeyId", "SecretAccessKey", "Token", "AccountId", "Expiration"}
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 ASSOCIATION_ID = re.compile(r"a-[0-9a-z]{17}")
 ROLE = "arn:aws:iam::123456789012:role/payments-api"
@@ -114,6 +121,11 @@ def problems_with(exchange: Exchange) -> list[str]:
     where = f"{exchange.operation} {exchange.method} {exchange.path}"
     if response.drop and response.status == 0:
         return problems  # dropped before acting: nothing was built
+    if exchange.path == AGENT_PATH:
+        try:
+            return problems_with_agent(exchange, json.loads(response.body))
+        except ValueError:
+            return [f"agent: body is not JSON: {response.body[:80]!r}"]
     request_id = response.header("x-amzn-RequestId")
     if request_id is None or not UUID.fullmatch(request_id):
         problems.append(f"{where}: bad x-amzn-RequestId {request_id!r}")
@@ -124,6 +136,9 @@ def problems_with(exchange: Exchange) -> list[str]:
     except ValueError:
         return [*problems, f"{where}: body is not JSON: {response.body[:80]!r}"]
     model = service_model()
+    error_types = ERROR_TYPE
+    if exchange.operation == AUTH_OPERATION:
+        model, error_types = _auth_model(), AUTH_ERROR_TYPE
     if response.status < 300:
         if response.status != 200:
             problems.append(f"{where}: success with status {response.status}")
@@ -137,7 +152,7 @@ def problems_with(exchange: Exchange) -> list[str]:
             check_value(output, body, exchange.operation, problems)
         return problems
     error_type = response.header("x-amzn-ErrorType")
-    if error_type is None or not ERROR_TYPE.fullmatch(error_type):
+    if error_type is None or not error_types.fullmatch(error_type):
         return [*problems, f"{where}: bad x-amzn-ErrorType {error_type!r}"]
     code = error_type.split(":", 1)[0]
     if not isinstance(body, dict) or not isinstance(body.get("message"), str):
@@ -154,6 +169,31 @@ def problems_with(exchange: Exchange) -> list[str]:
             problems.append(f"{where}: unexpected error {code} / {response.status}")
         if set(body) != {"message"}:
             problems.append(f"{where}: {code} body has more than a message: {body!r}")
+    return problems
+
+
+@cache
+def _auth_model() -> ServiceModel:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model("eks-auth")
+
+
+def problems_with_agent(exchange: Exchange, body: Any) -> list[str]:
+    """The Pod Identity Agent's answers: the container provider's keys, or Code/Message with
+    the status of EKS Auth's error."""
+    where = f"agent {exchange.method} {exchange.path}"
+    status = exchange.response.status
+    if not isinstance(body, dict):
+        return [f"{where}: body is not an object"]
+    if status == 200:
+        return [] if set(body) == AGENT_KEYS else [f"{where}: keys {sorted(body)}"]
+    problems: list[str] = []
+    if set(body) != {"Code", "Message"}:
+        problems.append(f"{where}: error keys {sorted(body)}")
+    shape = _error_shapes(_auth_model()).get(str(body.get("Code")))
+    if shape is not None and shape.metadata["error"]["httpStatusCode"] != status:
+        problems.append(f"{where}: {body.get('Code')} with status {status}")
     return problems
 
 

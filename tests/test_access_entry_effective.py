@@ -1,7 +1,9 @@
 """``eks.waiters.access_entry_effective`` against the emulator's clusters (real HTTPS on
 127.0.0.1 with the test CA), on a ManualClock the waiter's injected sleep advances: it
 polls through 401 (entry not propagated) and 403 (policy not propagated), slows down on
-throttling, times out carrying the last refusal, and shows no token anywhere.
+throttling (EKS's and the Kubernetes API's 429) yet returns within one maximum delay of the
+entry taking effect, counting each call where it was answered, times out carrying the last
+refusal, and shows no token anywhere.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 import pytest
 
 import eks_async
@@ -28,6 +31,7 @@ from eks_async import (
 from eks_async._waiters.access import ACCESS_DEFAULTS
 from eks_async.testing import (
     TEST_ACCESS_KEY_ID,
+    CallCounts,
     Delays,
     EKSEmulator,
     EmulatorResponse,
@@ -260,3 +264,85 @@ async def test_timeout_after_the_401s_stopped_still_carries_the_last_401(
     assert states[-1] == f"authenticated as {SESSION_ARN!r}, not 'bob'"
     error = caught.value.last_error
     assert isinstance(error, KubernetesAPIError) and error.status == 401
+
+
+async def test_throttling_inside_the_window_still_returns_within_one_max_delay(
+    served: tuple[EKSEmulator, ManualClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator, clock = served
+    # The entry reaches the authenticator after 90 s: every throttled poll falls before.
+    emulator.configure(delays=attrs.evolve(emulator.config.delays, access_entry_create=90.0))
+    async with emulator.client() as eks:
+        await eks.create_access_entry(
+            cluster_name="prod", principal_arn=DEPLOYER, kubernetes_groups=["deployers"]
+        )
+    effective_at = clock.monotonic() + 90.0
+    emulator.script("DescribeCluster", Fault.THROTTLE, times=2)
+    emulator.script("DescribeAccessEntry", Fault.THROTTLE)
+    real = emulator.handle_kubernetes
+    refused = {"n": 0}
+
+    def busy(request: Any, **kwargs: Any) -> EmulatorResponse:
+        if refused["n"] < 2:
+            refused["n"] += 1
+            return EmulatorResponse(
+                status=429, headers=(("Content-Type", "application/json"),),
+                body=b'{"kind":"Status","reason":"TooManyRequests","message":"slow down"}',
+            )
+        return real(request, **kwargs)
+
+    monkeypatch.setattr(emulator, "handle_kubernetes", busy)
+    polls: list[WaitProgress] = []
+    async with emulator.client(retry=eks_async.RetryConfig(max_attempts=1)) as eks:
+        seen = await eks.waiters.access_entry_effective(
+            cluster_name="prod", principal_arn=DEPLOYER, credentials=DEPLOYER_CREDS,
+            config=_config(clock, jitter=False), on_progress=polls.append,
+        )
+    returned_at = clock.monotonic()
+    assert effective_at <= returned_at <= effective_at + ACCESS_DEFAULTS.max_delay
+    assert "deployers" in seen.groups
+    states = [p.state for p in polls]
+    assert states[:5] == ["throttled (ThrottlingException)"] * 3 + [
+        "throttled (TooManyRequests)"
+    ] * 2
+    assert set(states[5:-1]) == {"Unauthorized (401)"} and states[-1] == "authenticated"
+    # Each set-up call was asked again until it got through, and counted.
+    assert emulator.calls("DescribeCluster") == CallCounts(ok=1, throttled=2)
+    assert emulator.calls("DescribeAccessEntry") == CallCounts(ok=1, throttled=1)
+    assert refused["n"] == 2 and len(polls) - 3 == 2 + len(states[5:])
+
+
+async def test_groups_are_still_checked_after_a_throttled_describe_access_entry(
+    served: tuple[EKSEmulator, ManualClock],
+) -> None:
+    emulator, clock = served
+    async with emulator.client() as eks:
+        await eks.create_access_entry(
+            cluster_name="prod", principal_arn=DEPLOYER, kubernetes_groups=["deployers"]
+        )
+    emulator.configure(delays=attrs.evolve(emulator.config.delays, access_entry_update=30.0))
+    emulator.settle()
+    clock.advance(ENTRY_DELAY)
+    emulator.script("DescribeAccessEntry", Fault.THROTTLE)
+    polls: list[WaitProgress] = []
+    async with emulator.client(retry=eks_async.RetryConfig(max_attempts=1)) as eks:
+        seen = await eks.waiters.access_entry_effective(
+            cluster_name="prod", principal_arn=DEPLOYER, credentials=DEPLOYER_CREDS,
+            config=_config(clock), on_progress=polls.append,
+        )
+        # The entry's groups were read on the second poll, not skipped.
+        assert [p.state for p in polls] == ["throttled (ThrottlingException)", "authenticated"]
+        assert seen.groups[0] == "deployers"
+        await eks.update_access_entry(
+            cluster_name="prod", principal_arn=DEPLOYER, kubernetes_groups=["auditors"]
+        )
+        emulator.script("DescribeAccessEntry", Fault.THROTTLE)
+        polls.clear()
+        # Until the update reaches the authenticator, the old groups lack "auditors".
+        await eks.waiters.access_entry_effective(
+            cluster_name="prod", principal_arn=DEPLOYER, credentials=DEPLOYER_CREDS,
+            config=_config(clock), on_progress=polls.append,
+        )
+    states = [p.state for p in polls]
+    assert states[0] == "throttled (ThrottlingException)"
+    assert "groups lack auditors" in states and states[-1] == "authenticated"

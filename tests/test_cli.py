@@ -164,8 +164,34 @@ def test_demo_runs_and_prints_the_timeline() -> None:
     )
     assert result.returncode == 0, result.stderr
     for text in ("1. Create a cluster", "update_successful: Successful",
-                 "pod_identity_association_visible: visible", "Summary", "retries absorbed"):
+                 "pod_identity_association_visible: visible", "Summary", "retries absorbed",
+                 "3. Give a CI role access", "CreateAccessEntry ci-deployer",
+                 "AssociateAccessPolicy AmazonEKSEditPolicy",
+                 "access_entry_effective: allowed after",
+                 "Kubernetes (as ci-deployer): create 4 service accounts",
+                 "pod_identity_association_effective: effective after",
+                 "waiters.pod_identity_association_effective (the new role)"):
         assert text in result.stdout
+    # Each "effective" wait ends once, in order: the access entry before any association.
+    out = result.stdout
+    assert out.count("pod_identity_association_effective: effective after") == 5
+    assert out.index("access_entry_effective: allowed") < out.index("4. Create pod identity")
+    assert "8. Disassociate the identity provider" in out
+
+
+async def test_demo_without_kubernetes_endpoints_leaves_the_effective_waits_out(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from eks_async import _demo
+
+    monkeypatch.setattr(_demo, "_kubernetes_served", lambda emulator: False)
+    await _demo.run_demo(argparse.Namespace(fast=True))
+    out = capsys.readouterr().out
+    assert "the access entry and the 'effective' waits are left out" in out
+    assert "pod_identity_association_visible: visible" in out and "Summary" in out
+    assert "_effective" not in out.replace("the 'effective' waits", "")
 
 
 @pytest.mark.skipif(

@@ -47,6 +47,7 @@ from eks_async._restjson.parse import parse_error, parse_output
 from eks_async._restjson.serialize import values_from_params
 
 from ._botomodel import ACCESS_KEY, REGION, SECRET_KEY, SESSION_TOKEN, value_strategy
+from ._emulator_support import validate_emulator_responses  # noqa: F401
 
 OP = "AssumeRoleForPodIdentity"
 BOTOCORE_DIR = Path(botocore.__file__).parent
@@ -526,3 +527,185 @@ def test_the_public_module_names_the_client_its_classes_and_errors() -> None:
         assert getattr(eks_auth, name) is not None
     with pytest.raises(AttributeError):
         eks_auth.NoSuchName  # noqa: B018
+
+
+# --------------------------------------------------------------------------- the emulator's EKS Auth
+# EKS Auth's calls, and the Pod Identity Agent's calls to it, are counted, throttled and
+# faulted as ``AssumeRoleForPodIdentity``, with EKS Auth's own errors (every answer is
+# checked against botocore's eks-auth model by ``validate_emulator_responses``).
+
+
+@attrs.define
+class _Pods:
+    emulator: Any
+    endpoint_id: str
+    cluster_token: str
+
+    def token(self) -> str:
+        """A service account token (audience pods.eks.amazonaws.com) from TokenRequest."""
+        from eks_async.testing import POD_AUDIENCE, EmulatorRequest
+
+        body = {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "spec": {"audiences": [POD_AUDIENCE], "expirationSeconds": 3600},
+        }
+        answer = self.emulator.handle_kubernetes(
+            EmulatorRequest(
+                method="POST",
+                path=f"/k8s/{self.endpoint_id}/api/v1/namespaces/default/serviceaccounts/"
+                "default/token",
+                headers=(
+                    ("Authorization", f"Bearer {self.cluster_token}"),
+                    ("Content-Type", "application/json"),
+                ),
+                body=json.dumps(body).encode(),
+            )
+        )
+        assert answer.status == 201, answer.body
+        token: str = answer.json()["status"]["token"]
+        return token
+
+    def agent(self, token: str) -> Any:
+        from eks_async.testing import EmulatorRequest
+
+        request = EmulatorRequest(
+            method="GET", path="/v1/credentials", headers=(("Authorization", token),)
+        )
+        return asyncio.get_running_loop().create_task(self.emulator.handle(request))
+
+
+async def _pods() -> _Pods:
+    from urllib.parse import urlsplit
+
+    from eks_async.testing import Delays, EKSEmulator, ManualClock
+
+    emulator = EKSEmulator(seed=4, clock=ManualClock(), delays=Delays.none())
+    emulator.add_cluster("prod")
+    async with emulator.client() as eks:
+        cluster_token = (await eks.get_token(cluster_name="prod")).token
+        cluster = (await eks.describe_cluster(name="prod")).cluster
+        assert cluster is not None and cluster.endpoint
+        await eks.create_pod_identity_association(
+            cluster_name="prod", namespace="default", service_account="default",
+            role_arn="arn:aws:iam::123456789012:role/payments-api",
+        )
+    return _Pods(emulator, urlsplit(cluster.endpoint).netloc.split(".")[0], cluster_token)
+
+
+def _emulated_auth(pods: _Pods) -> eks_async.EKSAuthClient:
+    from eks_async.testing import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
+
+    return eks_async.EKSAuthClient(
+        region=REGION,
+        aws_access_key_id=TEST_ACCESS_KEY_ID,
+        aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
+        transport=pods.emulator.transport(),
+        retry=eks_async.RetryConfig(max_attempts=1),
+    )
+
+
+async def test_emulated_eks_auth_is_counted_and_faulted_with_its_own_errors() -> None:
+    from eks_async.testing import CallCounts, Fault
+
+    pods = await _pods()
+    emulator = pods.emulator
+    token = pods.token()
+    emulator.script(OP, Fault.THROTTLE)
+    emulator.script(OP, Fault.SERVER_ERROR)
+    emulator.script(OP, "unavailable")
+    seen: list[type[Exception]] = []
+    async with _emulated_auth(pods) as auth:
+        for _ in range(3):
+            with pytest.raises(eks_async.ServiceError) as info:
+                await auth.assume_role_for_pod_identity(cluster_name="prod", token=token)
+            seen.append(type(info.value))
+            assert info.value.retry_kind is not None  # the client would retry each of them
+        out = await auth.assume_role_for_pod_identity(cluster_name="prod", token=token)
+        assert out.credentials is not None
+        with pytest.raises(auth_errors.ResourceNotFoundException):  # a refusal: an error
+            await auth.assume_role_for_pod_identity(cluster_name="nowhere", token=token)
+    assert seen == [
+        auth_errors.ThrottlingException,
+        auth_errors.InternalServerException,
+        auth_errors.ServiceUnavailableException,
+    ]
+    assert emulator.calls(OP) == CallCounts(ok=1, throttled=1, error=3)
+    # EKS's calls are counted apart, as before.
+    assert emulator.calls("CreatePodIdentityAssociation") == CallCounts(ok=1)
+
+
+async def test_the_agent_goes_through_the_same_faults() -> None:
+    from eks_async.testing import CallCounts, Fault
+
+    pods = await _pods()
+    emulator = pods.emulator
+    token = pods.token()
+    emulator.script(OP, Fault.THROTTLE)
+    emulator.script(OP, Fault.UNAVAILABLE)
+    emulator.script(OP, Fault.DROP_AFTER)
+    throttled = await pods.agent(token)
+    unavailable = await pods.agent(token)
+    dropped = await pods.agent(token)
+    ok = await pods.agent(token)
+    assert (throttled.status, throttled.json()["Code"]) == (429, "ThrottlingException")
+    assert (unavailable.status, unavailable.json()["Code"]) == (503, "ServiceUnavailableException")
+    assert dropped.drop and ok.status == 200 and set(ok.json()) >= {"AccessKeyId", "Token"}
+    assert emulator.calls(OP) == CallCounts(ok=1, throttled=1, error=1, dropped=1)
+    # A request without a token never reaches EKS Auth: the agent refuses it uncounted.
+    from eks_async.testing import EmulatorRequest
+
+    bare = await emulator.handle(EmulatorRequest(method="GET", path="/v1/credentials"))
+    assert bare.status == 400 and emulator.calls(OP).total == 4
+
+
+async def test_the_rate_limit_gives_eks_auth_a_bucket_of_its_own() -> None:
+    from eks_async.testing import CallCounts, RateLimit
+
+    pods = await _pods()
+    emulator = pods.emulator
+    token = pods.token()
+    emulator.configure(rate_limit=RateLimit(rate=0.5, burst=1))
+    async with _emulated_auth(pods) as auth, emulator.client(
+        retry=eks_async.RetryConfig(max_attempts=1)
+    ) as eks:
+        # One EKS call and one EKS Auth call at the same instant: separate buckets.
+        await eks.list_clusters()
+        await auth.assume_role_for_pod_identity(cluster_name="prod", token=token)
+        with pytest.raises(auth_errors.ThrottlingException):  # the agent shares it
+            await auth.assume_role_for_pod_identity(cluster_name="prod", token=token)
+        assert (await pods.agent(token)).status == 429
+        emulator.advance(2.0)  # one token back (0.5 a second)
+        assert (await pods.agent(token)).status == 200
+        with pytest.raises(auth_errors.ThrottlingException):
+            await auth.assume_role_for_pod_identity(cluster_name="prod", token=token)
+    assert emulator.calls(OP) == CallCounts(ok=2, throttled=3, rate_limited=3)
+    assert emulator.calls("ListClusters") == CallCounts(ok=1)
+    # per_operation names it like an EKS operation; its setting wins.
+    emulator.configure(
+        rate_limit=RateLimit(rate=0.5, burst=1, per_operation={OP: (1.0, 3)})
+    )
+    async with _emulated_auth(pods) as auth:
+        for _ in range(3):
+            await auth.assume_role_for_pod_identity(cluster_name="prod", token=token)
+        with pytest.raises(auth_errors.ThrottlingException):
+            await auth.assume_role_for_pod_identity(cluster_name="prod", token=token)
+
+
+def test_faults_and_limits_may_name_eks_auth_s_operation() -> None:
+    from eks_async.testing import EKSEmulator, EmulatorConfig, Fault
+
+    config = EmulatorConfig().updated(
+        {
+            "operation_faults": {OP: {"throttle": 0.5}},
+            "rate_limit": {"rate": 1, "per_operation": {OP: [2, 2]}},
+        }
+    )
+    assert config.rates_for(OP).throttle == 0.5
+    assert config.rate_limit is not None and config.rate_limit.bucket_for(OP) == (OP, 2.0, 2)
+    emulator = EKSEmulator(verify_signatures=False)
+    emulator.script(OP, Fault.THROTTLE)
+    with pytest.raises(ValueError, match="starts no Update"):
+        emulator.script(OP, Fault.FAIL_UPDATE)
+    with pytest.raises(ValueError, match="no operation"):
+        emulator.script("AssumeRole", Fault.THROTTLE)

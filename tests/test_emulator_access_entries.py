@@ -714,3 +714,225 @@ async def test_the_creator_entry_follows_the_mode_and_names_a_sessions_role() ->
         f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/alice-example.com",
     )
     assert kube.can(token, "delete", "namespaces")
+
+
+async def test_an_entry_is_bound_to_the_role_s_unique_id_not_its_name() -> None:
+    emulator = EKSEmulator(clock=ManualClock(), delays=PROPAGATION)
+    emulator.add_cluster("prod", authentication_mode="API", admin_principal=ME)
+    emulator.register_credentials(SESSION_KEY, SESSION_SECRET, arn=SESSION_ARN)
+    kube = await _cluster(emulator, "prod")
+    token = await _token(emulator, "prod", SESSION_KEY, SESSION_SECRET)
+    admin = await _token(emulator, "prod", TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY)
+    async with emulator.client() as eks:
+        await eks.create_access_entry(
+            cluster_name="prod", principal_arn=DEPLOYER, kubernetes_groups=["deployers"]
+        )
+        emulator.settle()
+        assert kube.whoami(token)[0] == 201
+
+        # The role is deleted and created again with the same name (a session of the new
+        # role names the same ARN): EKS still lists the old entry, the cluster refuses.
+        new_id = emulator.recreate_principal(DEPLOYER)
+        assert new_id.startswith("AROA") and len(new_id) == 21
+        assert kube.whoami(token)[0] == 401
+        described = await eks.describe_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        assert described.access_entry is not None
+        assert (await eks.list_access_entries(cluster_name="prod")).access_entries == [
+            DEPLOYER, ME
+        ]
+        with pytest.raises(ResourceInUseException):  # the ARN still names the old entry
+            await eks.create_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        # Other principals are not touched.
+        assert kube.whoami(admin)[0] == 201
+
+        # The fix, as for EKS: delete the entry and create it again, for the new role.
+        await eks.delete_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        emulator.settle()
+        await eks.create_access_entry(
+            cluster_name="prod", principal_arn=DEPLOYER, kubernetes_groups=["deployers"]
+        )
+        emulator.advance(9)
+        assert kube.whoami(token)[0] == 401  # the new entry propagates as any other
+        emulator.advance(1)
+        status, who = kube.whoami(token)
+        assert status == 201 and who["groups"] == ["deployers", "system:authenticated"]
+
+        # A role's path does not change its identity: recreating it by a session's ARN works.
+        emulator.recreate_principal(SESSION_ARN)
+        assert kube.whoami(token)[0] == 401
+    # The same name and generation always give the same made-up id (runs repeat).
+    again = EKSEmulator(clock=ManualClock())
+    assert again.recreate_principal(f"arn:aws:iam::{ACCOUNT}:role/deployer") == new_id
+    with pytest.raises(ValueError, match="not an IAM role or user"):
+        again.recreate_principal("arn:aws:s3:::bucket")
+
+
+async def test_a_recreated_role_is_unknown_again_and_api_and_config_map_falls_back() -> None:
+    emulator = EKSEmulator(clock=ManualClock(), delays=PROPAGATION, role_propagation=15)
+    emulator.add_cluster("prod")  # API_AND_CONFIG_MAP: no matching entry -> the ConfigMap
+    emulator.register_credentials(SESSION_KEY, SESSION_SECRET, arn=SESSION_ARN)
+    kube = await _cluster(emulator, "prod")
+    token = await _token(emulator, "prod", SESSION_KEY, SESSION_SECRET)
+    retry = eks_async.RetryConfig(iam_propagation=None)  # no IAM-propagation retries here
+    async with emulator.client(retry=retry) as eks:
+        with pytest.raises(InvalidParameterException):
+            await eks.create_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        emulator.advance(15)
+        await eks.create_access_entry(
+            cluster_name="prod", principal_arn=DEPLOYER, kubernetes_groups=["deployers"]
+        )
+        emulator.settle()
+        status, who = kube.whoami(token)
+        assert status == 201 and "deployers" in who["groups"]
+
+        emulator.recreate_principal(DEPLOYER)
+        # No entry maps the new role: the aws-auth ConfigMap does (by its session's ARN).
+        status, who = kube.whoami(token)
+        assert (status, who["groups"]) == (201, ["system:authenticated"])
+        # And, a new role, it is unknown to EKS until IAM propagates it again.
+        await eks.delete_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        with pytest.raises(InvalidParameterException):
+            await eks.create_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        emulator.advance(15)
+        await eks.create_access_entry(
+            cluster_name="prod", principal_arn=DEPLOYER, kubernetes_groups=["deployers"]
+        )
+        emulator.settle()
+        assert "deployers" in kube.whoami(token)[1]["groups"]
+
+
+def test_the_admin_api_recreates_a_principal() -> None:
+    emulator = EKSEmulator(clock=ManualClock())
+    with run_emulator_server(emulator) as server:
+        import httpx
+
+        answer = httpx.post(
+            f"{server.url}/_emulator/principals", json={"recreate": DEPLOYER}
+        )
+        assert answer.status_code == 200
+        assert answer.json()["unique_id"].startswith("AROA")
+        assert answer.json() == {"arn": DEPLOYER, "unique_id": answer.json()["unique_id"]}
+        refused = httpx.post(f"{server.url}/_emulator/principals", json={"recreate": "x"})
+        assert refused.status_code == 400 and "not an IAM role" in refused.json()["message"]
+
+
+# --------------------------------------------------------------------------- authentication mode
+
+
+async def test_the_authentication_mode_moves_one_step_at_a_time_never_back() -> None:
+    delays = Delays(cluster_create=0, access_config_update=100, access_entry_create=0)
+    emulator = EKSEmulator(clock=ManualClock(), delays=delays)
+    emulator.add_cluster("prod", authentication_mode="CONFIG_MAP")
+
+    def to(mode: str) -> eks_async.UpdateAccessConfigRequest:
+        return eks_async.UpdateAccessConfigRequest(authentication_mode=mode)
+
+    async def mode(eks: eks_async.EKSClient) -> str | None:
+        cluster = (await eks.describe_cluster(name="prod")).cluster
+        assert cluster is not None and cluster.access_config is not None
+        return cluster.access_config.authentication_mode
+
+    async with emulator.client() as eks:
+        for wanted in ("API", "CONFIG_MAP"):  # two steps at once, or to the mode it has
+            with pytest.raises(InvalidParameterException) as refused:
+                await eks.update_cluster_config(name="prod", access_config=to(wanted))
+            assert refused.value.message == (
+                f"Unsupported authentication mode update from CONFIG_MAP to {wanted}"
+            )
+        started = await eks.update_cluster_config(
+            name="prod", access_config=to("API_AND_CONFIG_MAP")
+        )
+        update = started.update
+        assert update is not None and update.id is not None
+        assert (update.type, update.status) == ("AccessConfigUpdate", "InProgress")
+        assert [(p.type, p.value) for p in update.params or []] == [
+            ("AuthenticationMode", "API_AND_CONFIG_MAP")
+        ]
+        # Until the Update ends, the cluster keeps its mode: no access entries yet.
+        assert await mode(eks) == "CONFIG_MAP"
+        with pytest.raises(InvalidRequestException):
+            await eks.create_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+        with pytest.raises(ResourceInUseException):  # one update at a time
+            await eks.update_cluster_config(name="prod", access_config=to("API"))
+        emulator.advance(100)
+        described = await eks.describe_update(name="prod", update_id=update.id)
+        assert described.update is not None and described.update.status == "Successful"
+        assert await mode(eks) == "API_AND_CONFIG_MAP"
+        await eks.create_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
+
+        with pytest.raises(InvalidParameterException, match="from API_AND_CONFIG_MAP to CONFIG_MAP"):
+            await eks.update_cluster_config(name="prod", access_config=to("CONFIG_MAP"))
+        last = await eks.update_cluster_config(name="prod", access_config=to("API"))
+        assert last.update is not None and last.update.status == "InProgress"
+        emulator.settle()
+        assert await mode(eks) == "API"
+        for wanted in ("API_AND_CONFIG_MAP", "CONFIG_MAP", "API"):
+            with pytest.raises(InvalidParameterException) as refused:
+                await eks.update_cluster_config(name="prod", access_config=to(wanted))
+            assert refused.value.message.endswith(f"from API to {wanted}")
+        listed = await eks.list_updates(name="prod")
+        assert len(listed.update_ids or []) == 2
+        # Other settings are not emulated: said plainly, not ignored.
+        with pytest.raises(InvalidRequestException, match="accessConfig only"):
+            await eks.update_cluster_config(
+                name="prod", logging=eks_async.Logging(cluster_logging=[])
+            )
+        with pytest.raises(ResourceNotFoundException):
+            await eks.update_cluster_config(name="nowhere", access_config=to("API"))
+
+
+async def test_the_new_mode_reaches_the_cluster_s_authenticator_when_the_update_ends() -> None:
+    emulator = EKSEmulator(
+        clock=ManualClock(), delays=Delays(cluster_create=0, access_config_update=60)
+    )
+    emulator.add_cluster("prod", authentication_mode="API_AND_CONFIG_MAP")
+    emulator.register_credentials(SESSION_KEY, SESSION_SECRET, arn=SESSION_ARN)
+    kube = await _cluster(emulator, "prod")
+    token = await _token(emulator, "prod", SESSION_KEY, SESSION_SECRET)
+    assert kube.whoami(token)[0] == 201  # no entry: the aws-auth ConfigMap maps it
+    async with emulator.client() as eks:
+        await eks.update_cluster_config(
+            name="prod",
+            access_config=eks_async.UpdateAccessConfigRequest(authentication_mode="API"),
+        )
+        emulator.advance(59)
+        assert kube.whoami(token)[0] == 201
+        emulator.advance(1)
+        assert kube.whoami(token)[0] == 401  # API: access entries only
+
+
+async def test_a_failed_access_config_update_keeps_the_mode() -> None:
+    from eks_async.testing import Fault
+
+    emulator = EKSEmulator(clock=ManualClock(), delays=Delays(cluster_create=0))
+    emulator.add_cluster("prod", authentication_mode="CONFIG_MAP")
+    emulator.script("UpdateClusterConfig", Fault.FAIL_UPDATE)
+    async with emulator.client() as eks:
+        started = await eks.update_cluster_config(
+            name="prod",
+            access_config=eks_async.UpdateAccessConfigRequest(
+                authentication_mode="API_AND_CONFIG_MAP"
+            ),
+        )
+        assert started.update is not None and started.update.id is not None
+        with pytest.raises(eks_async.WaiterFailureError) as failed:
+            await eks.waiters.update_successful(
+                cluster_name="prod", update_id=started.update.id,
+                config=eks_async.WaiterConfig(
+                    clock=emulator.clock.monotonic, sleep=emulator.clock.sleep
+                ),
+            )
+        assert [e.error_message for e in failed.value.errors] == [
+            "The authentication mode could not be changed."
+        ]
+        cluster = (await eks.describe_cluster(name="prod")).cluster
+        assert cluster is not None and cluster.access_config is not None
+        assert cluster.access_config.authentication_mode == "CONFIG_MAP"
+        # Failed is not "in progress": the same step may be tried again.
+        again = await eks.update_cluster_config(
+            name="prod",
+            access_config=eks_async.UpdateAccessConfigRequest(
+                authentication_mode="API_AND_CONFIG_MAP"
+            ),
+        )
+        assert again.update is not None and again.update.status == "InProgress"

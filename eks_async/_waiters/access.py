@@ -226,7 +226,10 @@ class _Probe:
         return f"_Probe(cluster_name={self.cluster_name!r}, endpoint={self.api.endpoint!r})"
 
     async def _setup(self) -> None:
-        await self.api.open(self.client)
+        """Each step once, on the first poll that gets through it (a throttled
+        DescribeAccessEntry after DescribeCluster is asked again on the next poll)."""
+        if self.api.transport is None:
+            await self.api.open(self.client)
         if self.principal_arn is not None and self.expect_groups is None:
             entry = await self.client.describe_access_entry(
                 cluster_name=self.cluster_name, principal_arn=self.principal_arn
@@ -238,8 +241,7 @@ class _Probe:
         return await self.api.post(path, body, await self.token(**self.api.token_target))
 
     async def poll(self) -> AccessCheck:
-        if self.api.transport is None:
-            await self._setup()
+        await self._setup()
         review = await self._post(
             _SSR_PATH, {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
         )

@@ -27,6 +27,11 @@ What the emulator decides where EKS publishes no detail:
   AdminView: get/list/watch only (View: not secrets). A namespace scope limits a policy to
   the named namespaces (``*`` wildcards allowed; a namespace object counts as in itself);
   a request over all namespaces needs a cluster scope.
+- An entry is bound to its principal's IAM unique id when it is created, as EKS binds it:
+  a role (or user) deleted and created again with the same name gets a new id
+  (``EKSEmulator.recreate_principal``), and the old entry no longer maps its callers, although
+  the API still shows it, until the entry itself is deleted and created again. The ids are
+  made up (``AROA``/``AIDA`` and 17 characters, the same for the same name and generation).
 - Authentication modes: ``API`` maps callers by access entry only (no entry: 401);
   ``API_AND_CONFIG_MAP`` uses the caller's entry when there is one, and otherwise the
   aws-auth ConfigMap; ``CONFIG_MAP`` uses the ConfigMap only. The emulator has no aws-auth
@@ -37,6 +42,7 @@ What the emulator decides where EKS publishes no detail:
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from typing import Any, Final
 
@@ -107,6 +113,27 @@ def policy_name(arn: str) -> str | None:
     return match.group(2)
 
 
+def principal_key(arn: str) -> tuple[str, str, str, str] | None:
+    """``(partition, account, user|role, name)``: the one IAM principal an ARN names (a name
+    is unique in its account whatever its path; an assumed-role session names its role)."""
+    session = SESSION_ARN.fullmatch(arn)
+    if session is not None:
+        return session.group(1), session.group(2), "role", session.group(3)
+    parsed = parse_principal(arn)
+    if parsed is None:
+        return None
+    partition, account, kind, path_name = parsed
+    return partition, account, kind, path_name.rpartition("/")[2]
+
+
+def unique_id(key: tuple[str, str, str, str], generation: int) -> str:
+    """The IAM unique id of a principal's ``generation`` (one more each time it is made
+    again): ``AROA...`` for a role, ``AIDA...`` for a user."""
+    prefix = "AROA" if key[2] == "role" else "AIDA"
+    digest = hashlib.sha256(f"{'/'.join(key)}#{generation}".encode()).hexdigest()
+    return prefix + digest[:17].upper()
+
+
 def parse_principal(arn: str) -> tuple[str, str, str, str] | None:
     """``(partition, account, user|role, path and name)`` of an IAM user or role ARN."""
     match = _PRINCIPAL.fullmatch(arn)
@@ -149,6 +176,8 @@ class AccessEntryRecord:
     #: policy ARN -> AssociatedAccessPolicy (wire form), as the API shows them now.
     policies: dict[str, dict[str, Any]]
     tags: dict[str, str]
+    #: The IAM unique id of the principal the entry was made for (``None``: not an IAM one).
+    principal_id: str | None = None
     #: What the cluster's authenticator sees: the entry's view, or ``None``.
     entry_versions: Versions = attrs.Factory(Versions)
     #: What the cluster's authorizer sees: policy ARN -> access scope.

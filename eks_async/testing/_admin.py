@@ -13,6 +13,9 @@
     POST /_emulator/clock         {"advance": 60} or {"settle": true} (ManualClock only)
     POST /_emulator/credentials   accept another key: {"access_key_id": ..., ...}
     POST /_emulator/clusters      add an ACTIVE cluster: {"name": "prod", "region": ...}
+    POST /_emulator/principals    delete and re-create an IAM role or user (a new unique id:
+                                  access entries made before stop matching it):
+                                  {"recreate": "arn:aws:iam::123456789012:role/ci"}
     GET  /_emulator/state         configuration, clock, scripted faults still waiting and
                                   the rate limit's tokens by account/region/bucket now
 
@@ -160,6 +163,12 @@ def _clusters(emulator: EKSEmulator, request: EmulatorRequest) -> Any:
     return {"arn": arn}
 
 
+def _principals(emulator: EKSEmulator, request: EmulatorRequest) -> Any:
+    arn = _string(_body(request), "recreate")
+    assert arn is not None
+    return {"arn": arn, "unique_id": emulator.recreate_principal(arn)}
+
+
 def _state(emulator: EKSEmulator, request: EmulatorRequest) -> Any:
     state = emulator._admin_state()
     with emulator._lock:
@@ -177,6 +186,7 @@ _ROUTES: dict[tuple[str, str], Callable[[EKSEmulator, EmulatorRequest], Any]] = 
     ("POST", "clock"): _clock,
     ("POST", "credentials"): _credentials,
     ("POST", "clusters"): _clusters,
+    ("POST", "principals"): _principals,
     ("GET", "state"): _state,
 }
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import attrs
 
+from .._generated.eks_auth.operations import OPERATIONS as AUTH_OPERATIONS
 from .._generated.operations import OPERATIONS
 
 __all__ = [
@@ -30,6 +31,13 @@ __all__ = [
 
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-west-2"
+
+#: The operations faults and rate limits may name: EKS's and EKS Auth's
+#: (``AssumeRoleForPodIdentity``, also the Pod Identity Agent's call to it).
+KNOWN_OPERATIONS = frozenset(OPERATIONS) | frozenset(AUTH_OPERATIONS)
+#: The bucket EKS Auth's calls share when ``per_operation`` does not name them: a service of
+#: its own, with limits of its own.
+EKS_AUTH_BUCKET = "eks-auth"
 
 ThrottleCode = Literal["ThrottlingException", "TooManyRequestsException"]
 _THROTTLE_CODES = ("ThrottlingException", "TooManyRequestsException")
@@ -154,6 +162,12 @@ class Delays:
     access_policy_disassociate: DelayRange = attrs.field(
         default=DelayRange(low=1.0, high=5.0), converter=_to_range
     )
+    #: How long an AccessConfigUpdate (UpdateClusterConfig's authentication mode) stays
+    #: InProgress; the cluster keeps its old mode until then (EKS publishes no figure: "a
+    #: few minutes" for cluster updates).
+    access_config_update: DelayRange = attrs.field(
+        default=DelayRange(low=60.0, high=180.0), converter=_to_range
+    )
     #: How long EKS Auth (and so the Pod Identity Agent) lags behind what Describe sees of a
     #: pod identity association: until then AssumeRoleForPodIdentity refuses its service
     #: account (``EKSEmulator.pod_identity_missing_code``), or still uses the old role.
@@ -201,7 +215,7 @@ def _operation_faults(value: Any) -> dict[str, FaultRates]:
         raise TypeError("operation_faults maps operation names to FaultRates")
     out: dict[str, FaultRates] = {}
     for name, rates in value.items():
-        if name not in OPERATIONS:
+        if name not in KNOWN_OPERATIONS:
             raise ValueError(f"EKS has no operation named {name!r}")
         out[name] = rates if isinstance(rates, FaultRates) else _rates_from_json(rates)
     return out
@@ -238,7 +252,7 @@ def _per_operation(value: Any) -> dict[str, tuple[float, int]]:
         raise TypeError("per_operation maps operation names to (rate, burst) pairs")
     out: dict[str, tuple[float, int]] = {}
     for name, pair in value.items():
-        if name not in OPERATIONS:
+        if name not in KNOWN_OPERATIONS:
             raise ValueError(f"EKS has no operation named {name!r}")
         if not isinstance(pair, list | tuple) or len(pair) != 2:
             raise ValueError(f"per_operation[{name!r}] must be a (rate, burst) pair")
@@ -265,8 +279,10 @@ class RateLimit:
     real token-bucket limiters), so a client that keeps retrying does not starve itself.
 
     ``per_operation`` gives the named operations buckets of their own, ``(rate, burst)``
-    each (again per account and region), used instead of the shared one. Changing the
-    setting starts every bucket again, full.
+    each (again per account and region), used instead of the shared one. EKS Auth's
+    ``AssumeRoleForPodIdentity`` (and the Pod Identity Agent's calls to it) never share
+    EKS's bucket: unless named, it has one of its own (``eks-auth``) with ``rate`` and
+    ``burst``. Changing the setting starts every bucket again, full.
     """
 
     rate: float = attrs.field(converter=_bucket_rate)
@@ -280,6 +296,8 @@ class RateLimit:
         own = self.per_operation.get(operation)
         if own is not None:
             return operation, own[0], own[1]
+        if operation in AUTH_OPERATIONS:
+            return EKS_AUTH_BUCKET, self.rate, self.burst
         return SHARED_BUCKET, self.rate, self.burst
 
     def to_json(self) -> dict[str, Any]:

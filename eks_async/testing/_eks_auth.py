@@ -19,6 +19,13 @@ The Pod Identity Agent's endpoint, ``GET /v1/credentials`` with the token as the
 (``AccessKeyId``, ``SecretAccessKey``, ``Token``, ``AccountId``, ``Expiration``) after the
 same checks; a missing header is 400, a refusal the status of EKS Auth's error.
 
+Both are counted, throttled and faulted as the operation ``AssumeRoleForPodIdentity``
+(``EKSEmulator.calls``, ``script``, ``operation_faults``, ``RateLimit.per_operation``): an
+agent request is the agent's call to EKS Auth. A fault gets EKS Auth's own error
+(``ThrottlingException``, ``InternalServerException``, ``ServiceUnavailableException``); the
+agent answers it with that error's status. The rate limit gives EKS Auth a bucket of its
+own (a service of its own), per account and region.
+
 The credentials handed out are fresh, random, and registered with the emulator, so
 requests signed with them are accepted. They are secrets: nothing here logs them.
 """
@@ -41,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from ._config import DelayRange
+from ._config import DelayRange, Fault
 from ._wire import EmulatorRequest, EmulatorResponse
 
 if TYPE_CHECKING:
@@ -50,11 +57,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AGENT_PATH",
+    "AUTH_OPERATION",
     "AUTH_PATH",
     "POD_AUDIENCE",
-    "handle_agent",
-    "handle_eks_auth",
+    "agent_error_answer",
+    "agent_token",
+    "answer_agent",
+    "answer_eks_auth",
+    "auth_error_answer",
+    "fault_error",
     "pod_identity_agent_url",
+    "token_scope",
 ]
 
 AUTH_PATH: Final = re.compile(r"/clusters/([^/]+)/assume-role-for-pod-identity")
@@ -79,6 +92,17 @@ ERROR_STATUS: Final = {
 }
 #: The codes ``EKSEmulator.pod_identity_missing_code`` may take.
 MISSING_CODES: Final = ("ResourceNotFoundException", "AccessDeniedException")
+#: EKS Auth's one operation: the name its calls (and the agent's) are counted and faulted as.
+AUTH_OPERATION: Final = "AssumeRoleForPodIdentity"
+#: What an injected fault answers, in EKS Auth's own errors (it has no ServerException).
+_FAULT_ERRORS: Final = {
+    Fault.THROTTLE: ("ThrottlingException", "Rate exceeded"),
+    Fault.SERVER_ERROR: ("InternalServerException", "An internal error occurred. Try again."),
+    Fault.UNAVAILABLE: (
+        "ServiceUnavailableException",
+        "The service is unavailable. Try again later.",
+    ),
+}
 
 
 class AuthError(Exception):
@@ -259,6 +283,17 @@ def _credentials_for(
     raise _invalid_token()
 
 
+def fault_error(fault: Fault, message: str | None = None) -> AuthError:
+    """EKS Auth's error for an injected ``fault`` (throttle, server error, unavailable)."""
+    code, default = _FAULT_ERRORS[fault]
+    return AuthError(code, message or default)
+
+
+def auth_error_answer(error: AuthError, request_id: str) -> EmulatorResponse:
+    """An EKS Auth error answer, as botocore's ``eks-auth`` model reads it."""
+    return _answer(error.status, {"message": error.message}, request_id, error.code)
+
+
 def _answer(
     status: int, body: dict[str, Any], request_id: str, code: str | None = None
 ) -> EmulatorResponse:
@@ -273,18 +308,18 @@ def _answer(
     )
 
 
-def handle_eks_auth(
-    emulator: EKSEmulator, request: EmulatorRequest, cluster_name: str, request_id: str
+def answer_eks_auth(
+    emulator: EKSEmulator,
+    request: EmulatorRequest,
+    cluster_name: str,
+    request_id: str,
+    account_id: str,
+    region: str,
 ) -> EmulatorResponse:
-    """Answer ``AssumeRoleForPodIdentity`` for ``cluster_name`` (the label as sent)."""
+    """Answer ``AssumeRoleForPodIdentity`` for ``cluster_name`` (the label as sent), for a
+    caller of ``account_id`` in ``region`` (signature already checked)."""
     from urllib.parse import unquote
 
-    from ._wire import WireError
-
-    try:
-        account_id, region = emulator._identify(request, service=SIGNING_NAME)
-    except WireError as exc:
-        return _answer(exc.status, {"message": exc.message}, request_id, exc.code)
     try:
         if request.method != "POST":
             raise AuthError("InvalidRequestException", "AssumeRoleForPodIdentity is a POST.")
@@ -307,30 +342,61 @@ def handle_eks_auth(
             result = _credentials_for(emulator, [found], token)
     except AuthError as exc:
         logger.info("eks_async emulator: EKS Auth refused a token: %s", exc.code)
-        return _answer(exc.status, {"message": exc.message}, request_id, exc.code)
+        return auth_error_answer(exc, request_id)
     return _answer(200, result, request_id)
 
 
-def handle_agent(emulator: EKSEmulator, request: EmulatorRequest) -> EmulatorResponse:
-    """Answer the Pod Identity Agent's ``GET /v1/credentials`` as the agent does."""
-    headers = (("Content-Type", "application/json"),)
+_AGENT_HEADERS: Final = (("Content-Type", "application/json"),)
+
+
+def agent_error_answer(error: AuthError) -> EmulatorResponse:
+    """The agent's refusal: the status of EKS Auth's error, its code and message."""
+    body = json.dumps({"Code": error.code, "Message": error.message}).encode()
+    return EmulatorResponse(status=error.status, headers=_AGENT_HEADERS, body=body)
+
+
+def agent_token(request: EmulatorRequest) -> EmulatorResponse | str:
+    """The token of an agent request, or the agent's answer to a request that has none
+    (it never reaches EKS Auth)."""
 
     def refuse(status: int, code: str, message: str) -> EmulatorResponse:
         body = json.dumps({"Code": code, "Message": message}).encode()
-        return EmulatorResponse(status=status, headers=headers, body=body)
+        return EmulatorResponse(status=status, headers=_AGENT_HEADERS, body=body)
 
     if request.method != "GET":
         return refuse(405, "MethodNotAllowed", "only GET is served")
     token = (request.header("authorization") or "").strip()
     if not token:
         return refuse(400, "InvalidRequest", "Authorization header is required")
+    return token
+
+
+def token_scope(emulator: EKSEmulator, token: str) -> tuple[str, str] | None:
+    """``(account, region)`` of the cluster that made ``token`` (the agent's call to EKS Auth
+    is made there), or ``None`` when no cluster did."""
+    epoch = emulator._clock.time()
+    with emulator._lock:
+        for key, state in list(emulator._service._regions.items()):
+            for cluster in list(state.clusters.values()):
+                try:
+                    if _claims(token, cluster, epoch) is None:
+                        continue
+                except AuthError:
+                    pass  # this cluster's token, refused later
+                return key
+    return None
+
+
+def answer_agent(emulator: EKSEmulator, token: str) -> EmulatorResponse:
+    """Answer the Pod Identity Agent's ``GET /v1/credentials`` for ``token``, as the agent
+    does once it has asked EKS Auth."""
     try:
         with emulator._lock:
             now = emulator._clock.monotonic()
             answer = _credentials_for(emulator, list(_clusters(emulator, now)), token)
     except AuthError as exc:
         logger.info("eks_async emulator: the Pod Identity Agent refused a token: %s", exc.code)
-        return refuse(exc.status, exc.code, exc.message)
+        return agent_error_answer(exc)
     credentials = answer["credentials"]
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(credentials["expiration"]))
     out = {
@@ -340,7 +406,7 @@ def handle_agent(emulator: EKSEmulator, request: EmulatorRequest) -> EmulatorRes
         "AccountId": answer["assumedRoleUser"]["arn"].split(":")[4],
         "Expiration": expires,
     }
-    return EmulatorResponse(status=200, headers=headers, body=json.dumps(out).encode())
+    return EmulatorResponse(status=200, headers=_AGENT_HEADERS, body=json.dumps(out).encode())
 
 
 def pod_identity_agent_url(emulator_url: str) -> str:

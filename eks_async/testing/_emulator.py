@@ -26,7 +26,20 @@ import attrs
 
 from ._clock import Clock, ManualClock, ScaledClock
 from ._config import EmulatorConfig, Fault
-from ._eks_auth import AGENT_PATH, AUTH_PATH, auth_pending_until, handle_agent, handle_eks_auth
+from ._eks_auth import (
+    AGENT_PATH,
+    AUTH_OPERATION,
+    AUTH_PATH,
+    AuthError,
+    agent_error_answer,
+    agent_token,
+    answer_agent,
+    answer_eks_auth,
+    auth_error_answer,
+    auth_pending_until,
+    fault_error,
+    token_scope,
+)
 from ._faults import FaultPlanner, ScriptedFault
 from ._kube_auth import DEFAULT_MAX_TOKEN_AGE, KeyRecord, TokenReview
 from ._service import EMULATED_OPERATIONS, CallContext, EKSService, FailUpdate
@@ -248,6 +261,17 @@ class EKSEmulator:
             else:
                 self._arns[access_key_id] = arn
 
+    def recreate_principal(self, arn: str) -> str:
+        """Act as if the IAM role or user ``arn`` names was deleted and created again with
+        the same name: IAM gives it a new unique id, and EKS binds access entries to that id,
+        so an entry made before no longer maps the principal's callers (the API still shows
+        it) until the entry is deleted and created again. The new role is also unknown to EKS
+        again for ``role_propagation``. ``arn``: the role's or user's ARN, or one of its
+        assumed-role sessions. Returns the new unique id (made up: ``AROA...``/``AIDA...``).
+        """
+        with self._lock:
+            return self._service.recreate_principal(arn)
+
     # --- faults, counters, listeners -------------------------------------------------------
 
     def script(
@@ -263,14 +287,17 @@ class EKSEmulator:
 
         ``emulator.script("DescribeUpdate", Fault.SERVER_ERROR, times=2)`` fails the next
         two DescribeUpdate calls with 500. ``Fault.FAIL_UPDATE`` makes the Update the next
-        identity provider call starts end ``Failed`` with ``error_code``/``message``.
+        identity provider call (or UpdateClusterConfig) starts end ``Failed`` with
+        ``error_code``/``message``. ``"AssumeRoleForPodIdentity"`` names EKS Auth's calls
+        (and the Pod Identity Agent's calls to it), which get EKS Auth's own errors.
         """
         entry = ScriptedFault(fault=Fault(fault), message=message, error_code=error_code)
         with self._lock:
             self._faults.script(operation, entry, times)
 
     def counters(self) -> dict[str, CallCounts]:
-        """Calls so far, by operation and outcome."""
+        """Calls so far, by operation and outcome (EKS Auth's and the Pod Identity Agent's
+        under ``AssumeRoleForPodIdentity``)."""
         with self._lock:
             return {op: CallCounts(**counts) for op, counts in sorted(self._counts.items())}
 
@@ -582,7 +609,7 @@ class EKSEmulator:
             return answer(401, unauthorized)
         identity, grant = review.identity, None
         with self._lock:
-            mode = cluster.authentication_mode
+            mode = cluster.mode(self._clock.monotonic())
             mapped = (
                 None
                 if mode == "CONFIG_MAP"
@@ -654,12 +681,12 @@ class EKSEmulator:
 
             return handle_admin(self, request)
         if request.path == AGENT_PATH:
-            return handle_agent(self, request)
+            return await self._handle_agent(request)
         with self._lock:
             request_id = str(uuid.UUID(int=self._request_ids.getrandbits(128), version=4))
         auth = AUTH_PATH.fullmatch(request.path)
         if auth is not None:
-            return self._finish_auth(handle_eks_auth(self, request, auth.group(1), request_id))
+            return await self._handle_eks_auth(request, auth.group(1), request_id)
         matched = match_route(request.method, request.path)
         op_name = matched[0].op.name if matched is not None else UNKNOWN_OPERATION
         try:
@@ -750,9 +777,76 @@ class EKSEmulator:
         account = self._verifier.account_of(key_id) or config.default_account_id
         return account, region if REGION.fullmatch(region) else config.default_region
 
-    def _finish_auth(self, response: EmulatorResponse) -> EmulatorResponse:
-        date = email.utils.formatdate(self._signature_clock(), usegmt=True)
-        return attrs.evolve(response, headers=(*response.headers, ("Date", date)))
+    async def _handle_eks_auth(
+        self, request: EmulatorRequest, cluster_name: str, request_id: str
+    ) -> EmulatorResponse:
+        """One EKS Auth call: the signature (for ``eks-auth``), then as ``_auth_call``."""
+        try:
+            account_id, region = self._identify(request, service="eks-auth")
+        except WireError as exc:
+            response = auth_error_answer(AuthError(exc.code, exc.message, exc.status), request_id)
+            return self._finish(AUTH_OPERATION, request, response, "error")
+        return await self._auth_call(
+            request,
+            account_id,
+            region,
+            lambda: answer_eks_auth(self, request, cluster_name, request_id, account_id, region),
+            lambda error: auth_error_answer(error, request_id),
+        )
+
+    async def _handle_agent(self, request: EmulatorRequest) -> EmulatorResponse:
+        """One request to the Pod Identity Agent: a request with a token is the agent's
+        call to EKS Auth (for the account and region of the cluster that made the token)."""
+        token = agent_token(request)
+        if not isinstance(token, str):
+            return token
+        scope = token_scope(self, token)
+        account_id, region = scope or (
+            self._config.default_account_id,
+            self._config.default_region,
+        )
+        return await self._auth_call(
+            request, account_id, region, lambda: answer_agent(self, token), agent_error_answer
+        )
+
+    async def _auth_call(
+        self,
+        request: EmulatorRequest,
+        account_id: str,
+        region: str,
+        act: Callable[[], EmulatorResponse],
+        refuse: Callable[[AuthError], EmulatorResponse],
+    ) -> EmulatorResponse:
+        """A call of EKS Auth's ``AssumeRoleForPodIdentity`` through the rate limit and the
+        faults as an EKS call goes (with EKS Auth's own errors), counted under that name."""
+        op_name = AUTH_OPERATION
+        with self._lock:
+            admitted = self._faults.buckets.admit(
+                self._config.rate_limit, account_id, region, op_name, self._clock.monotonic()
+            )
+        if not admitted:
+            response = refuse(fault_error(Fault.THROTTLE))
+            return self._finish(op_name, request, response, "throttled")
+        with self._lock:
+            decision = self._faults.decide(op_name, self._config.rates_for(op_name))
+        if decision.latency > 0:
+            await self._clock.sleep(decision.latency)
+        fault = decision.fault
+        if fault is Fault.THROTTLE:
+            response = refuse(fault_error(fault, decision.message))
+            return self._finish(op_name, request, response, "throttled", fault)
+        if fault is Fault.SERVER_ERROR or fault is Fault.UNAVAILABLE:
+            response = refuse(fault_error(fault, decision.message))
+            return self._finish(op_name, request, response, "error", fault)
+        if fault is Fault.DROP_BEFORE:
+            response = EmulatorResponse(status=0, headers=(), body=b"", drop=True)
+            return self._finish(op_name, request, response, "dropped", fault)
+        response = act()
+        outcome = "ok" if response.status == 200 else "error"
+        if fault is Fault.DROP_AFTER:
+            response = attrs.evolve(response, drop=True)
+            outcome = "dropped"
+        return self._finish(op_name, request, response, outcome, fault)
 
     def _finish(
         self,

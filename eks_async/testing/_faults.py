@@ -13,15 +13,14 @@ from typing import Final
 
 import attrs
 
-from .._generated.operations import OPERATIONS
-from ._config import Fault, FaultRates, RateLimit
+from ._config import KNOWN_OPERATIONS, Fault, FaultRates, RateLimit
 from ._service import FailUpdate
 
 __all__ = ["Decision", "FaultPlanner", "RateBuckets", "ScriptedFault"]
 
 #: Operations that start a cluster Update (the only ones ``FAIL_UPDATE`` applies to).
 UPDATE_OPERATIONS: Final = frozenset(
-    {"AssociateIdentityProviderConfig", "DisassociateIdentityProviderConfig"}
+    {"AssociateIdentityProviderConfig", "DisassociateIdentityProviderConfig", "UpdateClusterConfig"}
 )
 _OUTCOMES: Final = (
     Fault.THROTTLE,
@@ -135,7 +134,7 @@ class FaultPlanner:
         self._rng = random.Random(f"{seed}/faults")
 
     def script(self, operation: str, entry: ScriptedFault, times: int) -> None:
-        if operation != ANY_OPERATION and operation not in OPERATIONS:
+        if operation != ANY_OPERATION and operation not in KNOWN_OPERATIONS:
             raise ValueError(f"EKS has no operation named {operation!r}")
         if times < 1:
             raise ValueError("times must be at least 1")

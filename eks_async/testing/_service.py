@@ -220,6 +220,8 @@ class _Cluster:
     access_entries: dict[str, AccessEntryRecord] = attrs.Factory(dict)
     #: The cluster's Kubernetes objects, made on the first Kubernetes API request.
     kube: Any = None
+    #: An authentication mode an AccessConfigUpdate sets: ``(EKS time it does, mode)``.
+    pending_mode: tuple[float, str] | None = None
 
     def status(self, now: float) -> str | None:
         if self.gone_at is not None and now >= self.gone_at:
@@ -230,6 +232,7 @@ class _Cluster:
 
     def wire(self, now: float) -> dict[str, Any]:
         status = self.status(now) or "DELETING"
+        self.mode(now)
         out = dict(self.static)
         out["status"] = status
         reached_active = now >= self.active_at
@@ -262,7 +265,15 @@ class _Cluster:
 
     @property
     def authentication_mode(self) -> str:
+        """The mode as last applied (``mode(now)`` applies a finished update first)."""
         return str(self.static["accessConfig"]["authenticationMode"])
+
+    def mode(self, now: float) -> str:
+        """The authentication mode at ``now``: an AccessConfigUpdate's once it succeeded."""
+        if self.pending_mode is not None and now >= self.pending_mode[0]:
+            self.static["accessConfig"]["authenticationMode"] = self.pending_mode[1]
+            self.pending_mode = None
+        return self.authentication_mode
 
     def identity_provider(self, name: str, now: float) -> _IdentityProviderConfig | None:
         config = self.identity_providers.get(name)
@@ -288,6 +299,10 @@ class _Region:
 # --- the service ------------------------------------------------------------------------------
 
 
+#: Authentication modes in the only order a cluster may move through them, one step at a time.
+_MODE_STEPS: Final = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")
+
+
 def _not_found(cluster: str) -> WireError:
     return WireError(
         "ResourceNotFoundException", f"No cluster found for name: {cluster}.", clusterName=cluster
@@ -305,6 +320,8 @@ def _idempotency_member(op_name: str) -> str | None:
     return None
 
 
+#: In what the authenticator sees of an entry: the unique id of the IAM principal it is for.
+_PRINCIPAL_ID: Final = "eks_async.principalId"
 _TOKEN_MEMBERS: Final = {name: _idempotency_member(name) for name in OPERATIONS}
 
 
@@ -323,6 +340,8 @@ class EKSService:
         self._regions: dict[tuple[str, str], _Region] = {}
         #: IAM principal ARN -> when (EKS time) a request first named it.
         self._principals_seen: dict[str, float] = {}
+        #: IAM principal (``_access.principal_key``) -> times it was made again.
+        self._principal_generations: dict[tuple[str, str, str, str], int] = {}
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
@@ -410,6 +429,26 @@ class EKSService:
             held = held or ctx.now < first + self.config.role_propagation
         if held:
             raise _invalid(message, cluster)
+
+    def principal_id(self, arn: str) -> str | None:
+        """The IAM unique id of the principal ``arn`` names now (``None``: no IAM principal)."""
+        key = _access.principal_key(arn)
+        if key is None:
+            return None
+        return _access.unique_id(key, self._principal_generations.get(key, 0))
+
+    def recreate_principal(self, arn: str) -> str:
+        """Delete and create again the IAM role or user ``arn`` names: a new unique id (so
+        entries made before no longer map it), unknown to EKS again for
+        ``config.role_propagation``. Returns the new id."""
+        key = _access.principal_key(arn)
+        if key is None:
+            raise ValueError(f"not an IAM role or user ARN: {arn[:200]!r}")
+        self._principal_generations[key] = self._principal_generations.get(key, 0) + 1
+        for seen in list(self._principals_seen):
+            if _access.principal_key(seen) == key:
+                del self._principals_seen[seen]
+        return _access.unique_id(key, self._principal_generations[key])
 
     # --- dispatch --------------------------------------------------------------------------
 
@@ -582,7 +621,7 @@ class EKSService:
             and cluster.authentication_mode != "CONFIG_MAP"  # no entries: the creator is admin
         ):
             record = self._new_access_entry(ctx, cluster, creator, "STANDARD", {}, None)
-            record.entry_versions.publish(0.0, dict(record.current or {}))
+            record.entry_versions.publish(0.0, self._seen(record))
             admin = _access.policy_arn(ctx.partition, "AmazonEKSClusterAdminPolicy")
             self._set_policy(ctx, record, admin, {"type": "cluster"}, 0.0)
         return cluster
@@ -828,7 +867,15 @@ class EKSService:
             cluster.access_entries[principal_arn] = record
         else:  # re-created while its deletion still propagates: same history
             record.current, record.policies, record.tags = current, {}, dict(tags)
+        # Bound to the principal as IAM knows it now (its unique id), not to the ARN.
+        record.principal_id = self.principal_id(principal_arn)
         return record
+
+    @staticmethod
+    def _seen(record: AccessEntryRecord) -> dict[str, Any]:
+        """What the cluster's authenticator is handed of an entry: the entry, and the unique
+        id of the principal it was made for."""
+        return {**(record.current or {}), _PRINCIPAL_ID: record.principal_id}
 
     def _entry_view(self, record: AccessEntryRecord) -> dict[str, Any]:
         assert record.current is not None
@@ -861,7 +908,7 @@ class EKSService:
     def create_access_entry(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
         name = p["clusterName"]
         cluster = self._active_cluster(ctx, name)
-        if cluster.authentication_mode == "CONFIG_MAP":
+        if cluster.mode(ctx.now) == "CONFIG_MAP":
             raise WireError(
                 "InvalidRequestException",
                 f"The cluster {name} authentication mode is CONFIG_MAP: set it to API or "
@@ -913,7 +960,7 @@ class EKSService:
         assert record.current is not None
         record.entry_versions.publish(
             ctx.now + self.config.delays.access_entry_create.draw(self._delays),
-            dict(record.current),
+            self._seen(record),
         )
         return {"accessEntry": self._entry_view(record)}
 
@@ -959,7 +1006,8 @@ class EKSService:
         current["modifiedAt"] = _ms(ctx.epoch)
         record.current = current
         record.entry_versions.publish(
-            ctx.now + self.config.delays.access_entry_update.draw(self._delays), dict(current)
+            ctx.now + self.config.delays.access_entry_update.draw(self._delays),
+            self._seen(record),
         )
         return {"accessEntry": self._entry_view(record)}
 
@@ -1104,6 +1152,9 @@ class EKSService:
             view = record.entry_versions.view(now)
             if view is None:
                 continue
+            bound = view.get(_PRINCIPAL_ID)
+            if bound is not None and bound != self.principal_id(caller_arn):
+                continue  # made for a principal of that name deleted since
             policies = record.policy_versions.view(now) or {}
             grant = Grant(
                 policies=tuple(
@@ -1124,11 +1175,13 @@ class EKSService:
         kind: str,
         config_name: str,
         duration: float,
+        params: list[dict[str, str]] | None = None,
     ) -> _Update:
         update = _Update(
             id=self._uuid(),
             type=kind,
-            params=[
+            params=params
+            or [
                 {
                     "type": "IdentityProviderConfig",
                     "value": json.dumps([{"type": "oidc", "name": config_name}]),
@@ -1150,6 +1203,50 @@ class EKSService:
                 f"Cluster {cluster.name} has an update in progress: {running.id}",
                 clusterName=cluster.name,
             )
+
+    def update_cluster_config(self, ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
+        """UpdateClusterConfig, for ``accessConfig.authenticationMode`` only: an Update of type
+        AccessConfigUpdate that moves the mode one step, CONFIG_MAP -> API_AND_CONFIG_MAP ->
+        API, never back, never two steps, never to the mode the cluster has (EKS's
+        InvalidParameterException "Unsupported authentication mode update from X to Y").
+        The new mode applies when the Update ends Successful (``Delays.access_config_update``).
+        """
+        name = p["name"]
+        others = sorted(k for k in p if k not in ("name", "accessConfig", "clientRequestToken"))
+        if others:
+            raise WireError(
+                "InvalidRequestException",
+                "eks_async emulator: UpdateClusterConfig emulates accessConfig only, not "
+                + ", ".join(others),
+                clusterName=name,
+            )
+        wanted = (p.get("accessConfig") or {}).get("authenticationMode")
+        if wanted is None:
+            raise _invalid("accessConfig.authenticationMode is required", name)
+        cluster = self._active_cluster(ctx, name)
+        if wanted not in _MODE_STEPS:
+            raise _invalid(
+                f"accessConfig.authenticationMode: {str(wanted)[:40]!r} is not one of API, "
+                "API_AND_CONFIG_MAP, CONFIG_MAP",
+                name,
+            )
+        self._no_update_running(ctx, cluster)
+        current = cluster.mode(ctx.now)
+        if _MODE_STEPS.index(wanted) != _MODE_STEPS.index(current) + 1:
+            raise _invalid(f"Unsupported authentication mode update from {current} to {wanted}", name)
+        duration = self.config.delays.access_config_update.draw(self._delays)
+        if ctx.fail_update == FailUpdate():  # the default words are an identity provider's
+            ctx = attrs.evolve(
+                ctx,
+                fail_update=FailUpdate(message="The authentication mode could not be changed."),
+            )
+        update = self._start_update(
+            ctx, cluster, "AccessConfigUpdate", name, duration,
+            params=[{"type": "AuthenticationMode", "value": wanted}],
+        )
+        if update.failure is None:
+            cluster.pending_mode = (update.done_at, wanted)
+        return {"update": update.wire(ctx.now)}
 
     def associate_identity_provider_config(
         self, ctx: CallContext, p: dict[str, Any]
@@ -1446,6 +1543,7 @@ _HANDLERS: Final[dict[str, Handler]] = {
     "DisassociateAccessPolicy": EKSService.disassociate_access_policy,
     "ListAssociatedAccessPolicies": EKSService.list_associated_access_policies,
     "ListAccessPolicies": EKSService.list_access_policies,
+    "UpdateClusterConfig": EKSService.update_cluster_config,
     "DescribeUpdate": EKSService.describe_update,
     "ListUpdates": EKSService.list_updates,
     "TagResource": EKSService.tag_resource,
