@@ -68,8 +68,9 @@ from ._threaded import EmulatorServer, run_emulator_server
 from ._transport import EmulatorTransport
 from ._wire import EmulatorRequest, EmulatorResponse
 
-#: The account and region the test credentials and unsigned requests use.
+#: The account the test credentials and unsigned requests use.
 TEST_ACCOUNT_ID = DEFAULT_ACCOUNT_ID
+#: The region of requests that carry no (checked) credential scope, unsigned ones among them.
 TEST_REGION = DEFAULT_REGION
 
 __all__ = [
