@@ -16,10 +16,14 @@
    ``eks: eks_async.EKSClient`` and ``role: str`` without defining them. Other libraries
    without type hints (aiobotocore, boto3) are ``Any`` to the check (``import-untyped`` is
    off); everything of eks_async is checked.
+4. The emulator guide's blocks also run (each as a module, against the emulator they set
+   up; a test function a block defines is called with the plugin's fixtures), so its
+   examples stay true as well as well-typed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import importlib.util
@@ -32,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_readme import _ERROR, Block, readme_blocks
+from tests.test_readme import _ERROR, _FENCE, _HEADING, Block
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -192,11 +196,29 @@ def test_every_public_name_method_and_property_has_a_docstring() -> None:
 # --- 3. the guides' examples ---------------------------------------------------------------
 
 
+_ANY_FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+
+
+def _page_blocks(text: str) -> list[Block]:
+    """The page's ```python blocks, each named after the heading above it (as README blocks
+    are), where a ``# comment`` line inside a code block is not a heading."""
+    masked = _ANY_FENCE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+    blocks: list[Block] = []
+    used: dict[str, int] = {}
+    for match in _FENCE.finditer(text):
+        headings = _HEADING.findall(masked, 0, match.start())
+        slug = re.sub(r"[^a-z0-9]+", "-", (headings[-1] if headings else "top").lower()).strip("-")
+        used[slug] = used.get(slug, 0) + 1
+        name = slug if used[slug] == 1 else f"{slug}-{used[slug]}"
+        blocks.append(Block(name, text.count("\n", 0, match.start(1)) + 1, match.group(1)))
+    return blocks
+
+
 def _blocks() -> list[tuple[str, Block]]:
-    """(guide file name, block) for every ```python block of docs/*.md and docs/guides/*.md."""
+    """(page, block) for every ```python block of docs/*.md and docs/guides/*.md."""
     found: list[tuple[str, Block]] = []
     for page in [*sorted(DOCS.glob("*.md")), *GUIDES]:
-        for block in readme_blocks(page.read_text(encoding="utf-8")):
+        for block in _page_blocks(page.read_text(encoding="utf-8")):
             found.append((str(page.relative_to(ROOT)), block))
     return found
 
@@ -272,6 +294,44 @@ def test_mypy_ran_and_nothing_outside_the_blocks_failed(errors: dict[str, list[s
 )
 def test_the_guide_example_type_checks(block_id: str, errors: dict[str, list[str]]) -> None:
     assert errors.get(block_id, []) == []
+
+
+# --- 4. the emulator guide's examples run -------------------------------------------------
+
+EMULATOR_GUIDE = DOCS / "guides" / "emulator.md"
+ROLE = "arn:aws:iam::123456789012:role/docs"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [pytest.param(b, id=b.id) for b in _page_blocks(EMULATOR_GUIDE.read_text(encoding="utf-8"))],
+)
+async def test_the_emulator_guide_example_runs(block: Block) -> None:
+    # Each block runs as a module of its own (top-level await allowed), with ``role`` given;
+    # a test function it defines is then called as pytest would, with the plugin's fixtures.
+    import ast
+    import inspect
+
+    import eks_async
+    from eks_async.testing import EKSEmulator, ManualClock
+
+    code = compile(
+        "\n" * (block.line - 1) + block.source,
+        str(EMULATOR_GUIDE),
+        "exec",
+        flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+    )
+    namespace: dict[str, object] = {"eks_async": eks_async, "role": ROLE}
+    result = eval(code, namespace)  # a coroutine when the block awaits
+    if inspect.iscoroutine(result):
+        await asyncio.wait_for(result, 120)  # a hang guard, not a timing assertion
+    for name, value in list(namespace.items()):
+        if name.startswith("test_") and inspect.iscoroutinefunction(value):
+            emulator = EKSEmulator(clock=ManualClock())
+            async with emulator.client() as client:
+                fixtures = {"eks_emulator": emulator, "eks_client": client}
+                wanted = inspect.signature(value).parameters
+                await asyncio.wait_for(value(**{k: fixtures[k] for k in wanted}), 120)
 
 
 # --- the README points at the site ---------------------------------------------------------
