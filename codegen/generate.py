@@ -231,12 +231,24 @@ def _enum_lines_for(model: Model, name: str) -> list[str]:
     return body
 
 
+def _shape_doc(model: Model, name: str) -> str:
+    """A data class's docstring: its page in the API reference. An operation's input and
+    output shapes have none of their own (the operation's page shows them), so they link
+    to the operation's."""
+    page = f"{API_REF}/{model.target.page}"
+    for op_name, op in sorted(model.operations.items()):
+        for role in ("input", "output"):
+            if op.get(role, {}).get("shape") == name:
+                return f"``{name}``, the {role} of ``{op_name}``: {page}{op_name}.html"
+    return f"``{name}``: {page}{name}.html"
+
+
 def _class_lines(model: Model, name: str, output_shapes: set[str]) -> list[str]:
     shape = model.shapes[name]
     required = set(shape.get("required", []))
     is_output = name in output_shapes
     lines = ["@attrs.frozen(kw_only=True, slots=True)", f"class {class_name(name)}:"]
-    lines.append(f'    """``{name}``: {API_REF}/{model.target.page}{name}.html"""')
+    lines.append(f'    """{_shape_doc(model, name)}"""')
     lines.append("")
     for mname, member in shape["members"].items():
         annotation = model.py_type(member["shape"], for_input=False)
