@@ -29,7 +29,10 @@ def on_config(config: Any) -> Any:
 def _expand(match: re.Match[str]) -> str:
     module, public = match.group(1), match.group(2)
     names = sorted(importlib.import_module(module).__all__, key=str.lower)
-    return "\n\n".join(f"::: {public}.{name}" for name in names)
+    # Labels ("class-attribute", "instance-attribute") on each of thousands of fields say
+    # nothing these pages need.
+    options = "    options:\n      show_labels: false\n"
+    return "\n\n".join(f"::: {public}.{name}\n{options}" for name in names)
 
 
 def on_page_markdown(markdown: str, **_: Any) -> str:

@@ -6,14 +6,14 @@ wire, including the parts that make real code hard to test: eventual consistency
 throttling and server errors, dropped connections and SigV4 checks. Everything random is
 drawn from a seed, and time can be moved by hand, so tests are fast and repeatable.
 
-In-process (no sockets)::
+In-process (no sockets):
 
     emulator = EKSEmulator(clock=ManualClock())
     async with emulator.client() as eks:      # or EKSClient(transport=emulator.transport(), ...)
         ...
         emulator.advance(30)                  # 30 s of EKS time pass
 
-Over HTTP, for any client (aiobotocore, boto3, the AWS CLI)::
+Over HTTP, for any client (aiobotocore, boto3, the AWS CLI):
 
     async with emulator.serve() as url: ...           # on the running event loop
     with run_emulator_server() as server: ...         # in a background thread
