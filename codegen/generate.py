@@ -41,6 +41,30 @@ WAIT_OPERATIONS = frozenset(
     }
 )
 
+#: What ``wait=`` waits for, per operation: the second paragraph of the method's docstring.
+WAIT_DOCS = {
+    "CreateAccessEntry": (
+        "``access_entry_effective`` for this client's own token, with the entry's\n"
+        "        Kubernetes groups"
+    ),
+    "AssociateAccessPolicy": (
+        "``access_entry_effective`` for this client's own token (for the standard\n"
+        "        access policies, also that it may list pods where the policy applies)"
+    ),
+    "CreatePodIdentityAssociation": "``pod_identity_association_visible``",
+    "UpdatePodIdentityAssociation": "``pod_identity_association_updated`` (the new role ARNs)",
+    "DeletePodIdentityAssociation": "``pod_identity_association_deleted``",
+    "AssociateIdentityProviderConfig": (
+        "``update_successful`` for the update it starts, then\n"
+        "        ``identity_provider_config_active``"
+    ),
+    "DisassociateIdentityProviderConfig": (
+        "``update_successful`` for the update it starts, then\n"
+        "        ``identity_provider_config_deleted``"
+    ),
+}
+assert set(WAIT_DOCS) == WAIT_OPERATIONS
+
 
 def botocore_dir() -> Path:
     import botocore
@@ -764,15 +788,20 @@ def render_client(model: Model) -> str:
         const = snake(name).upper()
         signature = ["        *,", *params] if params else []
         args = f"({', '.join(values)}{',' if len(values) == 1 else ''})"
+        doc = f'        """``{name}``: {API_REF}/{model.target.page}{name}.html"""'
         if name in WAIT_OPERATIONS:
             signature.append("        wait: bool | WaiterConfig = False,")
             args += ", wait=wait"
+            doc = (
+                f"{doc[:-3]}\n\n        With ``wait=True`` (or a ``WaiterConfig``) it then waits for the"
+                f" change:\n        {WAIT_DOCS[name]}.\n        \"\"\""
+            )
         body += [
             f"    async def {snake(name)}(",
             "        self,",
             *signature,
             f"    ) -> {out}:",
-            f'        """``{name}``: {API_REF}/{model.target.page}{name}.html"""',
+            doc,
             f"        return await self._invoke(_ops.{const}, {args})",
             "",
         ]
