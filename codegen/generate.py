@@ -41,6 +41,30 @@ WAIT_OPERATIONS = frozenset(
     }
 )
 
+#: What ``wait=`` waits for, per operation: the second paragraph of the method's docstring.
+WAIT_DOCS = {
+    "CreateAccessEntry": (
+        "``access_entry_effective`` for this client's own token, with the entry's\n"
+        "        Kubernetes groups"
+    ),
+    "AssociateAccessPolicy": (
+        "``access_entry_effective`` for this client's own token (for the standard\n"
+        "        access policies, also that it may list pods where the policy applies)"
+    ),
+    "CreatePodIdentityAssociation": "``pod_identity_association_visible``",
+    "UpdatePodIdentityAssociation": "``pod_identity_association_updated`` (the new role ARNs)",
+    "DeletePodIdentityAssociation": "``pod_identity_association_deleted``",
+    "AssociateIdentityProviderConfig": (
+        "``update_successful`` for the update it starts, then\n"
+        "        ``identity_provider_config_active``"
+    ),
+    "DisassociateIdentityProviderConfig": (
+        "``update_successful`` for the update it starts, then\n"
+        "        ``identity_provider_config_deleted``"
+    ),
+}
+assert set(WAIT_DOCS) == WAIT_OPERATIONS
+
 
 def botocore_dir() -> Path:
     import botocore
@@ -231,12 +255,24 @@ def _enum_lines_for(model: Model, name: str) -> list[str]:
     return body
 
 
+def _shape_doc(model: Model, name: str) -> str:
+    """A data class's docstring: its page in the API reference. An operation's input and
+    output shapes have none of their own (the operation's page shows them), so they link
+    to the operation's."""
+    page = f"{API_REF}/{model.target.page}"
+    for op_name, op in sorted(model.operations.items()):
+        for role in ("input", "output"):
+            if op.get(role, {}).get("shape") == name:
+                return f"``{name}``, the {role} of ``{op_name}``: {page}{op_name}.html"
+    return f"``{name}``: {page}{name}.html"
+
+
 def _class_lines(model: Model, name: str, output_shapes: set[str]) -> list[str]:
     shape = model.shapes[name]
     required = set(shape.get("required", []))
     is_output = name in output_shapes
     lines = ["@attrs.frozen(kw_only=True, slots=True)", f"class {class_name(name)}:"]
-    lines.append(f'    """``{name}``: {API_REF}/{model.target.page}{name}.html"""')
+    lines.append(f'    """{_shape_doc(model, name)}"""')
     lines.append("")
     for mname, member in shape["members"].items():
         annotation = model.py_type(member["shape"], for_input=False)
@@ -752,15 +788,20 @@ def render_client(model: Model) -> str:
         const = snake(name).upper()
         signature = ["        *,", *params] if params else []
         args = f"({', '.join(values)}{',' if len(values) == 1 else ''})"
+        doc = f'        """``{name}``: {API_REF}/{model.target.page}{name}.html"""'
         if name in WAIT_OPERATIONS:
             signature.append("        wait: bool | WaiterConfig = False,")
             args += ", wait=wait"
+            doc = (
+                f"{doc[:-3]}\n\n        With ``wait=True`` (or a ``WaiterConfig``) it then waits for the"
+                f" change:\n        {WAIT_DOCS[name]}.\n        \"\"\""
+            )
         body += [
             f"    async def {snake(name)}(",
             "        self,",
             *signature,
             f"    ) -> {out}:",
-            f'        """``{name}``: {API_REF}/{model.target.page}{name}.html"""',
+            doc,
             f"        return await self._invoke(_ops.{const}, {args})",
             "",
         ]

@@ -32,8 +32,35 @@ class Paginators(PaginatorCore, ModelPaginators):
 class EKSClient(ClientCore, EKSOperations):
     """An asyncio client for the Amazon EKS API.
 
-    Use it as ``async with EKSClient(region="us-west-2") as eks:``; one client serves
-    any number of concurrent tasks over one pool of connections.
+    Use it as ``async with EKSClient(region="us-west-2") as eks:`` (or call ``aclose()``
+    when done); one client serves any number of concurrent tasks over one pool of
+    connections. Every argument is optional and keyword-only.
+
+    Args:
+        region: The AWS region; else ``AWS_REGION`` or ``AWS_DEFAULT_REGION``, else the
+            profile's.
+        endpoint_url: Send every call here instead of the endpoint resolved for the region
+            (a VPC endpoint, the emulator).
+        use_fips: Use the region's FIPS endpoint (default: ``AWS_USE_FIPS_ENDPOINT``).
+        use_dualstack: Use the region's dual-stack endpoint (default:
+            ``AWS_USE_DUALSTACK_ENDPOINT``).
+        aws_access_key_id: Sign with this key (give ``aws_secret_access_key`` with it, and
+            ``aws_session_token`` for temporary credentials).
+        aws_secret_access_key: The secret of ``aws_access_key_id``.
+        aws_session_token: The session token of temporary credentials.
+        credentials: A ``Credentials`` or a ``CredentialsProvider`` to sign with, instead of
+            keys. With neither, aiobotocore's credential chain finds them.
+        profile: The shared config profile the credential chain and the region come from.
+        http_client: An ``httpx.AsyncClient`` to send through instead of the built-in pool;
+            it stays open when this client closes.
+        transport: An httpx transport to send through (respx, a test double,
+            ``EKSEmulator.transport()``).
+        connect_timeout: Seconds to wait for a connection (``None``: no limit).
+        read_timeout: Seconds to wait for an answer (``None``: no limit).
+        max_connections: How many connections the built-in pool keeps open at most.
+        limits: Bounds on what an answer may hold (``Limits``).
+        retry: How calls are retried (``RetryConfig``; standard mode by default).
+        on_retry: Called with a ``RetryEvent`` before every retry wait and rate-limiter wait.
     """
 
     @cached_property

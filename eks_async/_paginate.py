@@ -48,6 +48,7 @@ class Paginator(Generic[I, O]):
         self._values = values
 
     async def pages(self) -> AsyncIterator[O]:
+        """The pages themselves: one output per request, following the next token until the last page."""
         index, token_attr, _ = _plan(self._op)
         values = list(self._values)
         seen: set[str] = set()

@@ -1,1 +1,2 @@
+#: The version of eks_async.
 __version__ = "0.1.0.dev0"

@@ -1,6 +1,6 @@
 """kubernetes_asyncio clients for EKS clusters, with tokens that renew themselves.
 
-Needs the optional extra: ``pip install 'eks-async[kubernetes]'`` (kubernetes_asyncio)::
+Needs the optional extra: ``pip install 'eks-async[kubernetes]'`` (kubernetes_asyncio):
 
     from kubernetes_asyncio import client
     from eks_async import EKSClient

@@ -64,7 +64,9 @@ class Credentials:
 class CredentialsProvider(Protocol):
     """Anything that can hand out current credentials."""
 
-    async def get_credentials(self) -> Credentials: ...
+    async def get_credentials(self) -> Credentials:
+        """Credentials valid now (a refreshing provider renews them before they expire)."""
+        ...
 
 
 class StaticCredentialsProvider:

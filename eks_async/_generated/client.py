@@ -163,7 +163,12 @@ class EKSOperations:
         access_scope: AccessScope,
         wait: bool | WaiterConfig = False,
     ) -> AssociateAccessPolicyResponse:
-        """``AssociateAccessPolicy``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateAccessPolicy.html"""
+        """``AssociateAccessPolicy``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateAccessPolicy.html
+
+        With ``wait=True`` (or a ``WaiterConfig``) it then waits for the change:
+        ``access_entry_effective`` for this client's own token (for the standard
+        access policies, also that it may list pods where the policy applies).
+        """
         return await self._invoke(_ops.ASSOCIATE_ACCESS_POLICY, (cluster_name, principal_arn, policy_arn, access_scope), wait=wait)
 
     async def associate_encryption_config(
@@ -185,7 +190,12 @@ class EKSOperations:
         client_request_token: str | None = None,
         wait: bool | WaiterConfig = False,
     ) -> AssociateIdentityProviderConfigResponse:
-        """``AssociateIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateIdentityProviderConfig.html"""
+        """``AssociateIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateIdentityProviderConfig.html
+
+        With ``wait=True`` (or a ``WaiterConfig``) it then waits for the change:
+        ``update_successful`` for the update it starts, then
+        ``identity_provider_config_active``.
+        """
         return await self._invoke(_ops.ASSOCIATE_IDENTITY_PROVIDER_CONFIG, (cluster_name, oidc, tags, client_request_token), wait=wait)
 
     async def cancel_update(
@@ -210,7 +220,12 @@ class EKSOperations:
         type: str | None = None,
         wait: bool | WaiterConfig = False,
     ) -> CreateAccessEntryResponse:
-        """``CreateAccessEntry``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAccessEntry.html"""
+        """``CreateAccessEntry``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAccessEntry.html
+
+        With ``wait=True`` (or a ``WaiterConfig``) it then waits for the change:
+        ``access_entry_effective`` for this client's own token, with the entry's
+        Kubernetes groups.
+        """
         return await self._invoke(_ops.CREATE_ACCESS_ENTRY, (cluster_name, principal_arn, kubernetes_groups, tags, client_request_token, username, type), wait=wait)
 
     async def create_addon(
@@ -352,7 +367,11 @@ class EKSOperations:
         policy: str | None = None,
         wait: bool | WaiterConfig = False,
     ) -> CreatePodIdentityAssociationResponse:
-        """``CreatePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreatePodIdentityAssociation.html"""
+        """``CreatePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreatePodIdentityAssociation.html
+
+        With ``wait=True`` (or a ``WaiterConfig``) it then waits for the change:
+        ``pod_identity_association_visible``.
+        """
         return await self._invoke(_ops.CREATE_POD_IDENTITY_ASSOCIATION, (cluster_name, namespace, service_account, role_arn, client_request_token, tags, disable_session_tags, target_role_arn, policy), wait=wait)
 
     async def delete_access_entry(
@@ -434,7 +453,11 @@ class EKSOperations:
         association_id: str,
         wait: bool | WaiterConfig = False,
     ) -> DeletePodIdentityAssociationResponse:
-        """``DeletePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeletePodIdentityAssociation.html"""
+        """``DeletePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeletePodIdentityAssociation.html
+
+        With ``wait=True`` (or a ``WaiterConfig``) it then waits for the change:
+        ``pod_identity_association_deleted``.
+        """
         return await self._invoke(_ops.DELETE_POD_IDENTITY_ASSOCIATION, (cluster_name, association_id), wait=wait)
 
     async def deregister_cluster(
@@ -618,7 +641,12 @@ class EKSOperations:
         client_request_token: str | None = None,
         wait: bool | WaiterConfig = False,
     ) -> DisassociateIdentityProviderConfigResponse:
-        """``DisassociateIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DisassociateIdentityProviderConfig.html"""
+        """``DisassociateIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DisassociateIdentityProviderConfig.html
+
+        With ``wait=True`` (or a ``WaiterConfig``) it then waits for the change:
+        ``update_successful`` for the update it starts, then
+        ``identity_provider_config_deleted``.
+        """
         return await self._invoke(_ops.DISASSOCIATE_IDENTITY_PROVIDER_CONFIG, (cluster_name, identity_provider_config, client_request_token), wait=wait)
 
     async def list_access_entries(
@@ -940,6 +968,10 @@ class EKSOperations:
         policy: str | None = None,
         wait: bool | WaiterConfig = False,
     ) -> UpdatePodIdentityAssociationResponse:
-        """``UpdatePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdatePodIdentityAssociation.html"""
+        """``UpdatePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdatePodIdentityAssociation.html
+
+        With ``wait=True`` (or a ``WaiterConfig``) it then waits for the change:
+        ``pod_identity_association_updated`` (the new role ARNs).
+        """
         return await self._invoke(_ops.UPDATE_POD_IDENTITY_ASSOCIATION, (cluster_name, association_id, role_arn, client_request_token, disable_session_tags, target_role_arn, policy), wait=wait)
 

@@ -6,14 +6,14 @@ wire, including the parts that make real code hard to test: eventual consistency
 throttling and server errors, dropped connections and SigV4 checks. Everything random is
 drawn from a seed, and time can be moved by hand, so tests are fast and repeatable.
 
-In-process (no sockets)::
+In-process (no sockets):
 
     emulator = EKSEmulator(clock=ManualClock())
     async with emulator.client() as eks:      # or EKSClient(transport=emulator.transport(), ...)
         ...
         emulator.advance(30)                  # 30 s of EKS time pass
 
-Over HTTP, for any client (aiobotocore, boto3, the AWS CLI)::
+Over HTTP, for any client (aiobotocore, boto3, the AWS CLI):
 
     async with emulator.serve() as url: ...           # on the running event loop
     with run_emulator_server() as server: ...         # in a background thread
@@ -68,8 +68,9 @@ from ._threaded import EmulatorServer, run_emulator_server
 from ._transport import EmulatorTransport
 from ._wire import EmulatorRequest, EmulatorResponse
 
-#: The account and region the test credentials and unsigned requests use.
+#: The account the test credentials and unsigned requests use.
 TEST_ACCOUNT_ID = DEFAULT_ACCOUNT_ID
+#: The region of requests that carry no (checked) credential scope, unsigned ones among them.
 TEST_REGION = DEFAULT_REGION
 
 __all__ = [

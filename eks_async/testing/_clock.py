@@ -50,6 +50,7 @@ class ScaledClock:
 
     @property
     def time_scale(self) -> float:
+        """EKS seconds per real second."""
         return self._scale
 
     @time_scale.setter
@@ -64,12 +65,15 @@ class ScaledClock:
             self._scale = float(value)
 
     def monotonic(self) -> float:
+        """EKS seconds since the clock was made, scaled; never goes backwards."""
         return self._base + (time.monotonic() - self._start) * self._scale
 
     def time(self) -> float:
+        """The current EKS time as epoch seconds."""
         return self._epoch + self.monotonic()
 
     async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of EKS time (that many real seconds divided by ``time_scale``)."""
         await asyncio.sleep(max(0.0, seconds) / self._scale)
 
     def __repr__(self) -> str:
@@ -92,9 +96,11 @@ class ManualClock:
         self._lock = threading.Lock()
 
     def monotonic(self) -> float:
+        """EKS seconds moved so far; changes only through ``advance`` and ``sleep``."""
         return self._now
 
     def time(self) -> float:
+        """The current EKS time as epoch seconds."""
         return self._epoch + self._now
 
     def advance(self, seconds: float) -> None:
@@ -105,6 +111,7 @@ class ManualClock:
             self._now += seconds
 
     async def sleep(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward at once, then yield to the event loop."""
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
 

@@ -92,6 +92,7 @@ class DelayRange:
 
     @classmethod
     def fixed(cls, seconds: float) -> DelayRange:
+        """A range of one value: always ``seconds``."""
         return cls(low=seconds, high=seconds)
 
     def draw(self, rng: random.Random) -> float:
@@ -99,6 +100,7 @@ class DelayRange:
         return rng.uniform(self.low, self.high)
 
     def to_json(self) -> list[float]:
+        """``[low, high]``, the admin API's form."""
         return [self.low, self.high]
 
 
@@ -201,6 +203,7 @@ class FaultRates:
             raise ValueError("the fault rates add up to more than 1")
 
     def outcome_rates(self) -> tuple[float, float, float, float, float]:
+        """The five rates in a fixed order: throttle, server error, unavailable, drop before, drop after."""
         return (
             self.throttle,
             self.server_error,
@@ -301,6 +304,7 @@ class RateLimit:
         return SHARED_BUCKET, self.rate, self.burst
 
     def to_json(self) -> dict[str, Any]:
+        """The rate limit as JSON data (the admin API's form)."""
         return {
             "rate": self.rate,
             "burst": self.burst,
@@ -370,6 +374,7 @@ class EmulatorConfig:
     )
 
     def rates_for(self, operation: str) -> FaultRates:
+        """The fault rates an operation meets: its own in ``operation_faults``, else ``faults``."""
         return self.operation_faults.get(operation, self.faults)
 
     def to_json(self) -> dict[str, Any]:

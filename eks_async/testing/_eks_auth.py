@@ -72,6 +72,7 @@ __all__ = [
 
 AUTH_PATH: Final = re.compile(r"/clusters/([^/]+)/assume-role-for-pod-identity")
 AGENT_PATH: Final = "/v1/credentials"
+#: The audience of the service account tokens EKS Auth accepts (the Pod Identity Agent's).
 POD_AUDIENCE: Final = "pods.eks.amazonaws.com"
 SIGNING_NAME: Final = "eks-auth"
 #: How long the credentials EKS Auth hands out last (6 hours, as Pod Identity's do).

@@ -110,6 +110,7 @@ class CallCounts:
 
     @property
     def total(self) -> int:
+        """All calls counted: ok, throttled, error and dropped."""
         return self.ok + self.throttled + self.error + self.dropped
 
 
@@ -190,10 +191,12 @@ class EKSEmulator:
 
     @property
     def config(self) -> EmulatorConfig:
+        """The settings in force (change them with ``configure``)."""
         return self._config
 
     @property
     def clock(self) -> Clock:
+        """The clock the emulator measures EKS time with."""
         return self._clock
 
     def configure(self, config: EmulatorConfig | None = None, **settings: Any) -> EmulatorConfig:
@@ -302,6 +305,7 @@ class EKSEmulator:
             return {op: CallCounts(**counts) for op, counts in sorted(self._counts.items())}
 
     def calls(self, operation: str) -> CallCounts:
+        """How the calls of one operation (``"DescribeCluster"``) have ended so far."""
         with self._lock:
             return CallCounts(**self._counts.get(operation, {}))
 
@@ -311,6 +315,7 @@ class EKSEmulator:
             self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
+        """Stop calling a listener that ``add_listener`` added."""
         with self._lock:
             self._listeners.remove(listener)
 

@@ -42,11 +42,13 @@ class EmulatorServer:
 
     @property
     def url(self) -> str:
+        """The server's base URL (``http://127.0.0.1:PORT``); raises ``RuntimeError`` before ``start``."""
         if self._url is None:
             raise RuntimeError("the server is not running")
         return self._url
 
     def start(self) -> Self:
+        """Serve from a background thread; returns once the server listens."""
         if self._thread is not None:
             raise RuntimeError("the server was already started")
         self._thread = threading.Thread(target=self._run, name="eks-async-emulator", daemon=True)
@@ -58,6 +60,7 @@ class EmulatorServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving and join the thread (does nothing when not started)."""
         if self._thread is None:
             return
         if self._loop is not None and self._stop is not None:

@@ -29,6 +29,7 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
         return f"EmulatorTransport({self.emulator!r})"
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer an httpx request from the emulator, in process (httpx's transport interface)."""
         target = request.url.raw_path.decode("ascii", "replace")
         path, _, query = target.partition("?")
         body = await request.aread()

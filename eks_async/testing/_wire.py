@@ -119,6 +119,7 @@ class EmulatorRequest:
         return None
 
     def header_values(self, name: str) -> list[str]:
+        """Every value of a header (case-insensitive), in order."""
         lname = name.lower()
         return [value for key, value in self.headers if key.lower() == lname]
 
@@ -145,6 +146,7 @@ class EmulatorResponse:
     drop: bool = False
 
     def header(self, name: str) -> str | None:
+        """The first value of a header (case-insensitive), or ``None``."""
         lname = name.lower()
         for key, value in self.headers:
             if key.lower() == lname:
@@ -152,6 +154,7 @@ class EmulatorResponse:
         return None
 
     def json(self) -> Any:
+        """The body parsed as JSON (``None`` when it is empty)."""
         return json.loads(self.body) if self.body else None
 
 

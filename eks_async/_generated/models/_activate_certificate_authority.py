@@ -18,7 +18,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class ActivateCertificateAuthorityRequest:
-    """``ActivateCertificateAuthorityRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ActivateCertificateAuthorityRequest.html"""
+    """``ActivateCertificateAuthorityRequest``, the input of ``ActivateCertificateAuthority``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ActivateCertificateAuthority.html"""
 
     cluster_name: str
     certificate_authority_id: str
@@ -27,7 +27,7 @@ class ActivateCertificateAuthorityRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ActivateCertificateAuthorityResponse:
-    """``ActivateCertificateAuthorityResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ActivateCertificateAuthorityResponse.html"""
+    """``ActivateCertificateAuthorityResponse``, the output of ``ActivateCertificateAuthority``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ActivateCertificateAuthority.html"""
 
     update: Update | None = None
     certificate_authority: CertificateAuthoritySummary | None = None

@@ -22,7 +22,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class AssociateAccessPolicyRequest:
-    """``AssociateAccessPolicyRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateAccessPolicyRequest.html"""
+    """``AssociateAccessPolicyRequest``, the input of ``AssociateAccessPolicy``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateAccessPolicy.html"""
 
     cluster_name: str
     principal_arn: str
@@ -32,7 +32,7 @@ class AssociateAccessPolicyRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class AssociateAccessPolicyResponse:
-    """``AssociateAccessPolicyResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateAccessPolicyResponse.html"""
+    """``AssociateAccessPolicyResponse``, the output of ``AssociateAccessPolicy``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateAccessPolicy.html"""
 
     cluster_name: str | None = None
     principal_arn: str | None = None

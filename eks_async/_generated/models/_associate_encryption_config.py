@@ -22,7 +22,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class AssociateEncryptionConfigRequest:
-    """``AssociateEncryptionConfigRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateEncryptionConfigRequest.html"""
+    """``AssociateEncryptionConfigRequest``, the input of ``AssociateEncryptionConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateEncryptionConfig.html"""
 
     cluster_name: str
     encryption_config: list[EncryptionConfig]
@@ -31,7 +31,7 @@ class AssociateEncryptionConfigRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class AssociateEncryptionConfigResponse:
-    """``AssociateEncryptionConfigResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateEncryptionConfigResponse.html"""
+    """``AssociateEncryptionConfigResponse``, the output of ``AssociateEncryptionConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateEncryptionConfig.html"""
 
     update: Update | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -18,7 +18,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class AssociateIdentityProviderConfigRequest:
-    """``AssociateIdentityProviderConfigRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateIdentityProviderConfigRequest.html"""
+    """``AssociateIdentityProviderConfigRequest``, the input of ``AssociateIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateIdentityProviderConfig.html"""
 
     cluster_name: str
     oidc: OidcIdentityProviderConfigRequest
@@ -28,7 +28,7 @@ class AssociateIdentityProviderConfigRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class AssociateIdentityProviderConfigResponse:
-    """``AssociateIdentityProviderConfigResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateIdentityProviderConfigResponse.html"""
+    """``AssociateIdentityProviderConfigResponse``, the output of ``AssociateIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_AssociateIdentityProviderConfig.html"""
 
     update: Update | None = None
     tags: dict[str, str] | None = None

@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class CancelUpdateRequest:
-    """``CancelUpdateRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CancelUpdateRequest.html"""
+    """``CancelUpdateRequest``, the input of ``CancelUpdate``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CancelUpdate.html"""
 
     name: str
     update_id: str
@@ -26,7 +26,7 @@ class CancelUpdateRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CancelUpdateResponse:
-    """``CancelUpdateResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CancelUpdateResponse.html"""
+    """``CancelUpdateResponse``, the output of ``CancelUpdate``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CancelUpdate.html"""
 
     update: Update | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

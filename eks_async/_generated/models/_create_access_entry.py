@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateAccessEntryRequest:
-    """``CreateAccessEntryRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAccessEntryRequest.html"""
+    """``CreateAccessEntryRequest``, the input of ``CreateAccessEntry``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAccessEntry.html"""
 
     cluster_name: str
     principal_arn: str
@@ -30,7 +30,7 @@ class CreateAccessEntryRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateAccessEntryResponse:
-    """``CreateAccessEntryResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAccessEntryResponse.html"""
+    """``CreateAccessEntryResponse``, the output of ``CreateAccessEntry``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAccessEntry.html"""
 
     access_entry: AccessEntry | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

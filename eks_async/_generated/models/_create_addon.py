@@ -30,7 +30,7 @@ class AddonNamespaceConfigRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateAddonRequest:
-    """``CreateAddonRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAddonRequest.html"""
+    """``CreateAddonRequest``, the input of ``CreateAddon``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAddon.html"""
 
     cluster_name: str
     addon_name: str
@@ -46,7 +46,7 @@ class CreateAddonRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateAddonResponse:
-    """``CreateAddonResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAddonResponse.html"""
+    """``CreateAddonResponse``, the output of ``CreateAddon``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateAddon.html"""
 
     addon: Addon | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

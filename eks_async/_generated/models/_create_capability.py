@@ -63,7 +63,7 @@ class CapabilityConfigurationRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateCapabilityRequest:
-    """``CreateCapabilityRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateCapabilityRequest.html"""
+    """``CreateCapabilityRequest``, the input of ``CreateCapability``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateCapability.html"""
 
     capability_name: str
     cluster_name: str
@@ -77,7 +77,7 @@ class CreateCapabilityRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateCapabilityResponse:
-    """``CreateCapabilityResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateCapabilityResponse.html"""
+    """``CreateCapabilityResponse``, the output of ``CreateCapability``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateCapability.html"""
 
     capability: Capability | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

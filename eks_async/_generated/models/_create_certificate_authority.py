@@ -18,7 +18,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateCertificateAuthorityRequest:
-    """``CreateCertificateAuthorityRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateCertificateAuthorityRequest.html"""
+    """``CreateCertificateAuthorityRequest``, the input of ``CreateCertificateAuthority``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateCertificateAuthority.html"""
 
     cluster_name: str
     client_request_token: str | None = None
@@ -26,7 +26,7 @@ class CreateCertificateAuthorityRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateCertificateAuthorityResponse:
-    """``CreateCertificateAuthorityResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateCertificateAuthorityResponse.html"""
+    """``CreateCertificateAuthorityResponse``, the output of ``CreateCertificateAuthority``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateCertificateAuthority.html"""
 
     update: Update | None = None
     certificate_authority: CertificateAuthoritySummary | None = None

@@ -56,7 +56,7 @@ class CreateAccessConfigRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateClusterRequest:
-    """``CreateClusterRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateClusterRequest.html"""
+    """``CreateClusterRequest``, the input of ``CreateCluster``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateCluster.html"""
 
     name: str
     version: str | None = None
@@ -84,7 +84,7 @@ class CreateClusterRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateClusterResponse:
-    """``CreateClusterResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateClusterResponse.html"""
+    """``CreateClusterResponse``, the output of ``CreateCluster``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateCluster.html"""
 
     cluster: Cluster | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

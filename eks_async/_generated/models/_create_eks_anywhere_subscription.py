@@ -25,7 +25,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateEksAnywhereSubscriptionRequest:
-    """``CreateEksAnywhereSubscriptionRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateEksAnywhereSubscriptionRequest.html"""
+    """``CreateEksAnywhereSubscriptionRequest``, the input of ``CreateEksAnywhereSubscription``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateEksAnywhereSubscription.html"""
 
     name: str
     term: EksAnywhereSubscriptionTerm
@@ -38,7 +38,7 @@ class CreateEksAnywhereSubscriptionRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateEksAnywhereSubscriptionResponse:
-    """``CreateEksAnywhereSubscriptionResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateEksAnywhereSubscriptionResponse.html"""
+    """``CreateEksAnywhereSubscriptionResponse``, the output of ``CreateEksAnywhereSubscription``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateEksAnywhereSubscription.html"""
 
     subscription: EksAnywhereSubscription | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

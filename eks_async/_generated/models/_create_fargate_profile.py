@@ -22,7 +22,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateFargateProfileRequest:
-    """``CreateFargateProfileRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateFargateProfileRequest.html"""
+    """``CreateFargateProfileRequest``, the input of ``CreateFargateProfile``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateFargateProfile.html"""
 
     fargate_profile_name: str
     cluster_name: str
@@ -35,7 +35,7 @@ class CreateFargateProfileRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateFargateProfileResponse:
-    """``CreateFargateProfileResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateFargateProfileResponse.html"""
+    """``CreateFargateProfileResponse``, the output of ``CreateFargateProfile``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateFargateProfile.html"""
 
     fargate_profile: FargateProfile | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

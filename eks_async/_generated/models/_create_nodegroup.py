@@ -32,7 +32,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateNodegroupRequest:
-    """``CreateNodegroupRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateNodegroupRequest.html"""
+    """``CreateNodegroupRequest``, the input of ``CreateNodegroup``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateNodegroup.html"""
 
     cluster_name: str
     nodegroup_name: str
@@ -58,7 +58,7 @@ class CreateNodegroupRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreateNodegroupResponse:
-    """``CreateNodegroupResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateNodegroupResponse.html"""
+    """``CreateNodegroupResponse``, the output of ``CreateNodegroup``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreateNodegroup.html"""
 
     nodegroup: Nodegroup | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

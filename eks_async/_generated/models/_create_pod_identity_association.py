@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreatePodIdentityAssociationRequest:
-    """``CreatePodIdentityAssociationRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreatePodIdentityAssociationRequest.html"""
+    """``CreatePodIdentityAssociationRequest``, the input of ``CreatePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreatePodIdentityAssociation.html"""
 
     cluster_name: str
     namespace: str
@@ -32,7 +32,7 @@ class CreatePodIdentityAssociationRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class CreatePodIdentityAssociationResponse:
-    """``CreatePodIdentityAssociationResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreatePodIdentityAssociationResponse.html"""
+    """``CreatePodIdentityAssociationResponse``, the output of ``CreatePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_CreatePodIdentityAssociation.html"""
 
     association: PodIdentityAssociation | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -16,7 +16,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteAccessEntryRequest:
-    """``DeleteAccessEntryRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteAccessEntryRequest.html"""
+    """``DeleteAccessEntryRequest``, the input of ``DeleteAccessEntry``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteAccessEntry.html"""
 
     cluster_name: str
     principal_arn: str
@@ -24,7 +24,7 @@ class DeleteAccessEntryRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteAccessEntryResponse:
-    """``DeleteAccessEntryResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteAccessEntryResponse.html"""
+    """``DeleteAccessEntryResponse``, the output of ``DeleteAccessEntry``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteAccessEntry.html"""
 
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)
 

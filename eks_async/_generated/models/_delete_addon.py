@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteAddonRequest:
-    """``DeleteAddonRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteAddonRequest.html"""
+    """``DeleteAddonRequest``, the input of ``DeleteAddon``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteAddon.html"""
 
     cluster_name: str
     addon_name: str
@@ -26,7 +26,7 @@ class DeleteAddonRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteAddonResponse:
-    """``DeleteAddonResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteAddonResponse.html"""
+    """``DeleteAddonResponse``, the output of ``DeleteAddon``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteAddon.html"""
 
     addon: Addon | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

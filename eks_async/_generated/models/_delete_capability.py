@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteCapabilityRequest:
-    """``DeleteCapabilityRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteCapabilityRequest.html"""
+    """``DeleteCapabilityRequest``, the input of ``DeleteCapability``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteCapability.html"""
 
     cluster_name: str
     capability_name: str
@@ -25,7 +25,7 @@ class DeleteCapabilityRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteCapabilityResponse:
-    """``DeleteCapabilityResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteCapabilityResponse.html"""
+    """``DeleteCapabilityResponse``, the output of ``DeleteCapability``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteCapability.html"""
 
     capability: Capability | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

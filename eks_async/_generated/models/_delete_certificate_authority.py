@@ -18,7 +18,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteCertificateAuthorityRequest:
-    """``DeleteCertificateAuthorityRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteCertificateAuthorityRequest.html"""
+    """``DeleteCertificateAuthorityRequest``, the input of ``DeleteCertificateAuthority``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteCertificateAuthority.html"""
 
     cluster_name: str
     certificate_authority_id: str
@@ -27,7 +27,7 @@ class DeleteCertificateAuthorityRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteCertificateAuthorityResponse:
-    """``DeleteCertificateAuthorityResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteCertificateAuthorityResponse.html"""
+    """``DeleteCertificateAuthorityResponse``, the output of ``DeleteCertificateAuthority``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteCertificateAuthority.html"""
 
     update: Update | None = None
     certificate_authority: CertificateAuthoritySummary | None = None

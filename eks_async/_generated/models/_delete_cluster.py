@@ -17,14 +17,14 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteClusterRequest:
-    """``DeleteClusterRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteClusterRequest.html"""
+    """``DeleteClusterRequest``, the input of ``DeleteCluster``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteCluster.html"""
 
     name: str
 
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteClusterResponse:
-    """``DeleteClusterResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteClusterResponse.html"""
+    """``DeleteClusterResponse``, the output of ``DeleteCluster``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteCluster.html"""
 
     cluster: Cluster | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

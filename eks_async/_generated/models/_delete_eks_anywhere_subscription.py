@@ -17,14 +17,14 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteEksAnywhereSubscriptionRequest:
-    """``DeleteEksAnywhereSubscriptionRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteEksAnywhereSubscriptionRequest.html"""
+    """``DeleteEksAnywhereSubscriptionRequest``, the input of ``DeleteEksAnywhereSubscription``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteEksAnywhereSubscription.html"""
 
     id: str
 
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteEksAnywhereSubscriptionResponse:
-    """``DeleteEksAnywhereSubscriptionResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteEksAnywhereSubscriptionResponse.html"""
+    """``DeleteEksAnywhereSubscriptionResponse``, the output of ``DeleteEksAnywhereSubscription``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteEksAnywhereSubscription.html"""
 
     subscription: EksAnywhereSubscription | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

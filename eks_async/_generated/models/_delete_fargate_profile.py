@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteFargateProfileRequest:
-    """``DeleteFargateProfileRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteFargateProfileRequest.html"""
+    """``DeleteFargateProfileRequest``, the input of ``DeleteFargateProfile``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteFargateProfile.html"""
 
     cluster_name: str
     fargate_profile_name: str
@@ -25,7 +25,7 @@ class DeleteFargateProfileRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteFargateProfileResponse:
-    """``DeleteFargateProfileResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteFargateProfileResponse.html"""
+    """``DeleteFargateProfileResponse``, the output of ``DeleteFargateProfile``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteFargateProfile.html"""
 
     fargate_profile: FargateProfile | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

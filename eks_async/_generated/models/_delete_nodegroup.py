@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteNodegroupRequest:
-    """``DeleteNodegroupRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteNodegroupRequest.html"""
+    """``DeleteNodegroupRequest``, the input of ``DeleteNodegroup``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteNodegroup.html"""
 
     cluster_name: str
     nodegroup_name: str
@@ -25,7 +25,7 @@ class DeleteNodegroupRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeleteNodegroupResponse:
-    """``DeleteNodegroupResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteNodegroupResponse.html"""
+    """``DeleteNodegroupResponse``, the output of ``DeleteNodegroup``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeleteNodegroup.html"""
 
     nodegroup: Nodegroup | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

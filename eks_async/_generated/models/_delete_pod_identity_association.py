@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeletePodIdentityAssociationRequest:
-    """``DeletePodIdentityAssociationRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeletePodIdentityAssociationRequest.html"""
+    """``DeletePodIdentityAssociationRequest``, the input of ``DeletePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeletePodIdentityAssociation.html"""
 
     cluster_name: str
     association_id: str
@@ -25,7 +25,7 @@ class DeletePodIdentityAssociationRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeletePodIdentityAssociationResponse:
-    """``DeletePodIdentityAssociationResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeletePodIdentityAssociationResponse.html"""
+    """``DeletePodIdentityAssociationResponse``, the output of ``DeletePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeletePodIdentityAssociation.html"""
 
     association: PodIdentityAssociation | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -17,14 +17,14 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeregisterClusterRequest:
-    """``DeregisterClusterRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeregisterClusterRequest.html"""
+    """``DeregisterClusterRequest``, the input of ``DeregisterCluster``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeregisterCluster.html"""
 
     name: str
 
 
 @attrs.frozen(kw_only=True, slots=True)
 class DeregisterClusterResponse:
-    """``DeregisterClusterResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeregisterClusterResponse.html"""
+    """``DeregisterClusterResponse``, the output of ``DeregisterCluster``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DeregisterCluster.html"""
 
     cluster: Cluster | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

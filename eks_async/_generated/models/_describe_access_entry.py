@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeAccessEntryRequest:
-    """``DescribeAccessEntryRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAccessEntryRequest.html"""
+    """``DescribeAccessEntryRequest``, the input of ``DescribeAccessEntry``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAccessEntry.html"""
 
     cluster_name: str
     principal_arn: str
@@ -25,7 +25,7 @@ class DescribeAccessEntryRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeAccessEntryResponse:
-    """``DescribeAccessEntryResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAccessEntryResponse.html"""
+    """``DescribeAccessEntryResponse``, the output of ``DescribeAccessEntry``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAccessEntry.html"""
 
     access_entry: AccessEntry | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeAddonRequest:
-    """``DescribeAddonRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAddonRequest.html"""
+    """``DescribeAddonRequest``, the input of ``DescribeAddon``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAddon.html"""
 
     cluster_name: str
     addon_name: str
@@ -25,7 +25,7 @@ class DescribeAddonRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeAddonResponse:
-    """``DescribeAddonResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAddonResponse.html"""
+    """``DescribeAddonResponse``, the output of ``DescribeAddon``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAddon.html"""
 
     addon: Addon | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

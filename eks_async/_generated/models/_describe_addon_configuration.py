@@ -25,7 +25,7 @@ class AddonPodIdentityConfiguration:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeAddonConfigurationRequest:
-    """``DescribeAddonConfigurationRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAddonConfigurationRequest.html"""
+    """``DescribeAddonConfigurationRequest``, the input of ``DescribeAddonConfiguration``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAddonConfiguration.html"""
 
     addon_name: str
     addon_version: str
@@ -33,7 +33,7 @@ class DescribeAddonConfigurationRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeAddonConfigurationResponse:
-    """``DescribeAddonConfigurationResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAddonConfigurationResponse.html"""
+    """``DescribeAddonConfigurationResponse``, the output of ``DescribeAddonConfiguration``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAddonConfiguration.html"""
 
     addon_name: str | None = None
     addon_version: str | None = None

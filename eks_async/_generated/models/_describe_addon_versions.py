@@ -58,7 +58,7 @@ class Compatibility:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeAddonVersionsRequest:
-    """``DescribeAddonVersionsRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAddonVersionsRequest.html"""
+    """``DescribeAddonVersionsRequest``, the input of ``DescribeAddonVersions``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAddonVersions.html"""
 
     kubernetes_version: str | None = None
     max_results: int | None = None
@@ -71,7 +71,7 @@ class DescribeAddonVersionsRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeAddonVersionsResponse:
-    """``DescribeAddonVersionsResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAddonVersionsResponse.html"""
+    """``DescribeAddonVersionsResponse``, the output of ``DescribeAddonVersions``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeAddonVersions.html"""
 
     addons: list[AddonInfo] | None = None
     next_token: str | None = None

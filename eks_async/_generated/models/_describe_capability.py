@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeCapabilityRequest:
-    """``DescribeCapabilityRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeCapabilityRequest.html"""
+    """``DescribeCapabilityRequest``, the input of ``DescribeCapability``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeCapability.html"""
 
     cluster_name: str
     capability_name: str
@@ -25,7 +25,7 @@ class DescribeCapabilityRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeCapabilityResponse:
-    """``DescribeCapabilityResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeCapabilityResponse.html"""
+    """``DescribeCapabilityResponse``, the output of ``DescribeCapability``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeCapability.html"""
 
     capability: Capability | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

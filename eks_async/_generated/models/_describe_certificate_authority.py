@@ -63,7 +63,7 @@ class CertificateAuthorityValidity:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeCertificateAuthorityRequest:
-    """``DescribeCertificateAuthorityRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeCertificateAuthorityRequest.html"""
+    """``DescribeCertificateAuthorityRequest``, the input of ``DescribeCertificateAuthority``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeCertificateAuthority.html"""
 
     cluster_name: str
     certificate_authority_id: str
@@ -71,7 +71,7 @@ class DescribeCertificateAuthorityRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeCertificateAuthorityResponse:
-    """``DescribeCertificateAuthorityResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeCertificateAuthorityResponse.html"""
+    """``DescribeCertificateAuthorityResponse``, the output of ``DescribeCertificateAuthority``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeCertificateAuthority.html"""
 
     certificate_authority: CertificateAuthority | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -17,14 +17,14 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeClusterRequest:
-    """``DescribeClusterRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeClusterRequest.html"""
+    """``DescribeClusterRequest``, the input of ``DescribeCluster``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeCluster.html"""
 
     name: str
 
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeClusterResponse:
-    """``DescribeClusterResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeClusterResponse.html"""
+    """``DescribeClusterResponse``, the output of ``DescribeCluster``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeCluster.html"""
 
     cluster: Cluster | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

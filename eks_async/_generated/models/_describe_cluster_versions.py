@@ -106,7 +106,7 @@ class ControlPlaneScalingTierInfo:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeClusterVersionsRequest:
-    """``DescribeClusterVersionsRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeClusterVersionsRequest.html"""
+    """``DescribeClusterVersionsRequest``, the input of ``DescribeClusterVersions``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeClusterVersions.html"""
 
     cluster_type: str | None = None
     max_results: int | None = None
@@ -120,7 +120,7 @@ class DescribeClusterVersionsRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeClusterVersionsResponse:
-    """``DescribeClusterVersionsResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeClusterVersionsResponse.html"""
+    """``DescribeClusterVersionsResponse``, the output of ``DescribeClusterVersions``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeClusterVersions.html"""
 
     next_token: str | None = None
     cluster_versions: list[ClusterVersionInformation] | None = None

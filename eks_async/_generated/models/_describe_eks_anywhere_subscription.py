@@ -17,14 +17,14 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeEksAnywhereSubscriptionRequest:
-    """``DescribeEksAnywhereSubscriptionRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeEksAnywhereSubscriptionRequest.html"""
+    """``DescribeEksAnywhereSubscriptionRequest``, the input of ``DescribeEksAnywhereSubscription``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeEksAnywhereSubscription.html"""
 
     id: str
 
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeEksAnywhereSubscriptionResponse:
-    """``DescribeEksAnywhereSubscriptionResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeEksAnywhereSubscriptionResponse.html"""
+    """``DescribeEksAnywhereSubscriptionResponse``, the output of ``DescribeEksAnywhereSubscription``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeEksAnywhereSubscription.html"""
 
     subscription: EksAnywhereSubscription | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeFargateProfileRequest:
-    """``DescribeFargateProfileRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeFargateProfileRequest.html"""
+    """``DescribeFargateProfileRequest``, the input of ``DescribeFargateProfile``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeFargateProfile.html"""
 
     cluster_name: str
     fargate_profile_name: str
@@ -25,7 +25,7 @@ class DescribeFargateProfileRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeFargateProfileResponse:
-    """``DescribeFargateProfileResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeFargateProfileResponse.html"""
+    """``DescribeFargateProfileResponse``, the output of ``DescribeFargateProfile``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeFargateProfile.html"""
 
     fargate_profile: FargateProfile | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -33,7 +33,7 @@ class ConfigStatus(enum.StrEnum):
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeIdentityProviderConfigRequest:
-    """``DescribeIdentityProviderConfigRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeIdentityProviderConfigRequest.html"""
+    """``DescribeIdentityProviderConfigRequest``, the input of ``DescribeIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeIdentityProviderConfig.html"""
 
     cluster_name: str
     identity_provider_config: IdentityProviderConfig
@@ -41,7 +41,7 @@ class DescribeIdentityProviderConfigRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeIdentityProviderConfigResponse:
-    """``DescribeIdentityProviderConfigResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeIdentityProviderConfigResponse.html"""
+    """``DescribeIdentityProviderConfigResponse``, the output of ``DescribeIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeIdentityProviderConfig.html"""
 
     identity_provider_config: IdentityProviderConfigResponse | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

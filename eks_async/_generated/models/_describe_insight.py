@@ -56,7 +56,7 @@ class DeprecationDetail:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeInsightRequest:
-    """``DescribeInsightRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeInsightRequest.html"""
+    """``DescribeInsightRequest``, the input of ``DescribeInsight``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeInsight.html"""
 
     cluster_name: str
     id: str
@@ -64,7 +64,7 @@ class DescribeInsightRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeInsightResponse:
-    """``DescribeInsightResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeInsightResponse.html"""
+    """``DescribeInsightResponse``, the output of ``DescribeInsight``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeInsight.html"""
 
     insight: Insight | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

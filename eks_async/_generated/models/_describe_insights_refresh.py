@@ -19,14 +19,14 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeInsightsRefreshRequest:
-    """``DescribeInsightsRefreshRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeInsightsRefreshRequest.html"""
+    """``DescribeInsightsRefreshRequest``, the input of ``DescribeInsightsRefresh``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeInsightsRefresh.html"""
 
     cluster_name: str
 
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeInsightsRefreshResponse:
-    """``DescribeInsightsRefreshResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeInsightsRefreshResponse.html"""
+    """``DescribeInsightsRefreshResponse``, the output of ``DescribeInsightsRefresh``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeInsightsRefresh.html"""
 
     message: str | None = None
     status: InsightsRefreshStatus | str | None = None

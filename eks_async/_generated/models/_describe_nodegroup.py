@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeNodegroupRequest:
-    """``DescribeNodegroupRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeNodegroupRequest.html"""
+    """``DescribeNodegroupRequest``, the input of ``DescribeNodegroup``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeNodegroup.html"""
 
     cluster_name: str
     nodegroup_name: str
@@ -25,7 +25,7 @@ class DescribeNodegroupRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeNodegroupResponse:
-    """``DescribeNodegroupResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeNodegroupResponse.html"""
+    """``DescribeNodegroupResponse``, the output of ``DescribeNodegroup``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeNodegroup.html"""
 
     nodegroup: Nodegroup | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribePodIdentityAssociationRequest:
-    """``DescribePodIdentityAssociationRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribePodIdentityAssociationRequest.html"""
+    """``DescribePodIdentityAssociationRequest``, the input of ``DescribePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribePodIdentityAssociation.html"""
 
     cluster_name: str
     association_id: str
@@ -25,7 +25,7 @@ class DescribePodIdentityAssociationRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribePodIdentityAssociationResponse:
-    """``DescribePodIdentityAssociationResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribePodIdentityAssociationResponse.html"""
+    """``DescribePodIdentityAssociationResponse``, the output of ``DescribePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribePodIdentityAssociation.html"""
 
     association: PodIdentityAssociation | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeUpdateRequest:
-    """``DescribeUpdateRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeUpdateRequest.html"""
+    """``DescribeUpdateRequest``, the input of ``DescribeUpdate``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeUpdate.html"""
 
     name: str
     update_id: str
@@ -28,7 +28,7 @@ class DescribeUpdateRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DescribeUpdateResponse:
-    """``DescribeUpdateResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeUpdateResponse.html"""
+    """``DescribeUpdateResponse``, the output of ``DescribeUpdate``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeUpdate.html"""
 
     update: Update | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

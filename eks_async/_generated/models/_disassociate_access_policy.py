@@ -16,7 +16,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DisassociateAccessPolicyRequest:
-    """``DisassociateAccessPolicyRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DisassociateAccessPolicyRequest.html"""
+    """``DisassociateAccessPolicyRequest``, the input of ``DisassociateAccessPolicy``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DisassociateAccessPolicy.html"""
 
     cluster_name: str
     principal_arn: str
@@ -25,7 +25,7 @@ class DisassociateAccessPolicyRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DisassociateAccessPolicyResponse:
-    """``DisassociateAccessPolicyResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DisassociateAccessPolicyResponse.html"""
+    """``DisassociateAccessPolicyResponse``, the output of ``DisassociateAccessPolicy``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DisassociateAccessPolicy.html"""
 
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)
 

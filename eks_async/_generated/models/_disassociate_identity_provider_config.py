@@ -22,7 +22,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class DisassociateIdentityProviderConfigRequest:
-    """``DisassociateIdentityProviderConfigRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DisassociateIdentityProviderConfigRequest.html"""
+    """``DisassociateIdentityProviderConfigRequest``, the input of ``DisassociateIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DisassociateIdentityProviderConfig.html"""
 
     cluster_name: str
     identity_provider_config: IdentityProviderConfig
@@ -31,7 +31,7 @@ class DisassociateIdentityProviderConfigRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class DisassociateIdentityProviderConfigResponse:
-    """``DisassociateIdentityProviderConfigResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DisassociateIdentityProviderConfigResponse.html"""
+    """``DisassociateIdentityProviderConfigResponse``, the output of ``DisassociateIdentityProviderConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_DisassociateIdentityProviderConfig.html"""
 
     update: Update | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -16,7 +16,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListAccessEntriesRequest:
-    """``ListAccessEntriesRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAccessEntriesRequest.html"""
+    """``ListAccessEntriesRequest``, the input of ``ListAccessEntries``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAccessEntries.html"""
 
     cluster_name: str
     associated_policy_arn: str | None = None
@@ -26,7 +26,7 @@ class ListAccessEntriesRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListAccessEntriesResponse:
-    """``ListAccessEntriesResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAccessEntriesResponse.html"""
+    """``ListAccessEntriesResponse``, the output of ``ListAccessEntries``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAccessEntries.html"""
 
     access_entries: list[str] | None = None
     next_token: str | None = None

@@ -25,7 +25,7 @@ class AccessPolicy:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListAccessPoliciesRequest:
-    """``ListAccessPoliciesRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAccessPoliciesRequest.html"""
+    """``ListAccessPoliciesRequest``, the input of ``ListAccessPolicies``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAccessPolicies.html"""
 
     max_results: int | None = None
     next_token: str | None = None
@@ -33,7 +33,7 @@ class ListAccessPoliciesRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListAccessPoliciesResponse:
-    """``ListAccessPoliciesResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAccessPoliciesResponse.html"""
+    """``ListAccessPoliciesResponse``, the output of ``ListAccessPolicies``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAccessPolicies.html"""
 
     access_policies: list[AccessPolicy] | None = None
     next_token: str | None = None

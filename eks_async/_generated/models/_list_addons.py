@@ -16,7 +16,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListAddonsRequest:
-    """``ListAddonsRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAddonsRequest.html"""
+    """``ListAddonsRequest``, the input of ``ListAddons``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAddons.html"""
 
     cluster_name: str
     max_results: int | None = None
@@ -25,7 +25,7 @@ class ListAddonsRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListAddonsResponse:
-    """``ListAddonsResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAddonsResponse.html"""
+    """``ListAddonsResponse``, the output of ``ListAddons``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAddons.html"""
 
     addons: list[str] | None = None
     next_token: str | None = None

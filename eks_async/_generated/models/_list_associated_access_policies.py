@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListAssociatedAccessPoliciesRequest:
-    """``ListAssociatedAccessPoliciesRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAssociatedAccessPoliciesRequest.html"""
+    """``ListAssociatedAccessPoliciesRequest``, the input of ``ListAssociatedAccessPolicies``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAssociatedAccessPolicies.html"""
 
     cluster_name: str
     principal_arn: str
@@ -27,7 +27,7 @@ class ListAssociatedAccessPoliciesRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListAssociatedAccessPoliciesResponse:
-    """``ListAssociatedAccessPoliciesResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAssociatedAccessPoliciesResponse.html"""
+    """``ListAssociatedAccessPoliciesResponse``, the output of ``ListAssociatedAccessPolicies``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAssociatedAccessPolicies.html"""
 
     cluster_name: str | None = None
     principal_arn: str | None = None

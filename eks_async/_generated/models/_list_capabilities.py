@@ -36,7 +36,7 @@ class CapabilitySummary:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListCapabilitiesRequest:
-    """``ListCapabilitiesRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListCapabilitiesRequest.html"""
+    """``ListCapabilitiesRequest``, the input of ``ListCapabilities``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListCapabilities.html"""
 
     cluster_name: str
     next_token: str | None = None
@@ -45,7 +45,7 @@ class ListCapabilitiesRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListCapabilitiesResponse:
-    """``ListCapabilitiesResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListCapabilitiesResponse.html"""
+    """``ListCapabilitiesResponse``, the output of ``ListCapabilities``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListCapabilities.html"""
 
     capabilities: list[CapabilitySummary] | None = None
     next_token: str | None = None

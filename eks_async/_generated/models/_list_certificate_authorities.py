@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListCertificateAuthoritiesRequest:
-    """``ListCertificateAuthoritiesRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListCertificateAuthoritiesRequest.html"""
+    """``ListCertificateAuthoritiesRequest``, the input of ``ListCertificateAuthorities``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListCertificateAuthorities.html"""
 
     cluster_name: str
     max_results: int | None = None
@@ -26,7 +26,7 @@ class ListCertificateAuthoritiesRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListCertificateAuthoritiesResponse:
-    """``ListCertificateAuthoritiesResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListCertificateAuthoritiesResponse.html"""
+    """``ListCertificateAuthoritiesResponse``, the output of ``ListCertificateAuthorities``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListCertificateAuthorities.html"""
 
     certificate_authorities: list[CertificateAuthoritySummary] | None = None
     next_token: str | None = None

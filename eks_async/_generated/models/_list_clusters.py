@@ -16,7 +16,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListClustersRequest:
-    """``ListClustersRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListClustersRequest.html"""
+    """``ListClustersRequest``, the input of ``ListClusters``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListClusters.html"""
 
     max_results: int | None = None
     next_token: str | None = None
@@ -25,7 +25,7 @@ class ListClustersRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListClustersResponse:
-    """``ListClustersResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListClustersResponse.html"""
+    """``ListClustersResponse``, the output of ``ListClusters``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListClusters.html"""
 
     clusters: list[str] | None = None
     next_token: str | None = None

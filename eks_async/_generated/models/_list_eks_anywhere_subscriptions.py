@@ -31,7 +31,7 @@ class EksAnywhereSubscriptionStatus(enum.StrEnum):
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListEksAnywhereSubscriptionsRequest:
-    """``ListEksAnywhereSubscriptionsRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListEksAnywhereSubscriptionsRequest.html"""
+    """``ListEksAnywhereSubscriptionsRequest``, the input of ``ListEksAnywhereSubscriptions``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListEksAnywhereSubscriptions.html"""
 
     max_results: int | None = None
     next_token: str | None = None
@@ -40,7 +40,7 @@ class ListEksAnywhereSubscriptionsRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListEksAnywhereSubscriptionsResponse:
-    """``ListEksAnywhereSubscriptionsResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListEksAnywhereSubscriptionsResponse.html"""
+    """``ListEksAnywhereSubscriptionsResponse``, the output of ``ListEksAnywhereSubscriptions``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListEksAnywhereSubscriptions.html"""
 
     subscriptions: list[EksAnywhereSubscription] | None = None
     next_token: str | None = None

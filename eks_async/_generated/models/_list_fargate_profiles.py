@@ -16,7 +16,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListFargateProfilesRequest:
-    """``ListFargateProfilesRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListFargateProfilesRequest.html"""
+    """``ListFargateProfilesRequest``, the input of ``ListFargateProfiles``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListFargateProfiles.html"""
 
     cluster_name: str
     max_results: int | None = None
@@ -25,7 +25,7 @@ class ListFargateProfilesRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListFargateProfilesResponse:
-    """``ListFargateProfilesResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListFargateProfilesResponse.html"""
+    """``ListFargateProfilesResponse``, the output of ``ListFargateProfiles``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListFargateProfiles.html"""
 
     fargate_profile_names: list[str] | None = None
     next_token: str | None = None

@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListIdentityProviderConfigsRequest:
-    """``ListIdentityProviderConfigsRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListIdentityProviderConfigsRequest.html"""
+    """``ListIdentityProviderConfigsRequest``, the input of ``ListIdentityProviderConfigs``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListIdentityProviderConfigs.html"""
 
     cluster_name: str
     max_results: int | None = None
@@ -26,7 +26,7 @@ class ListIdentityProviderConfigsRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListIdentityProviderConfigsResponse:
-    """``ListIdentityProviderConfigsResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListIdentityProviderConfigsResponse.html"""
+    """``ListIdentityProviderConfigsResponse``, the output of ``ListIdentityProviderConfigs``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListIdentityProviderConfigs.html"""
 
     identity_provider_configs: list[IdentityProviderConfig] | None = None
     next_token: str | None = None

@@ -47,7 +47,7 @@ class InsightsFilter:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListInsightsRequest:
-    """``ListInsightsRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListInsightsRequest.html"""
+    """``ListInsightsRequest``, the input of ``ListInsights``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListInsights.html"""
 
     cluster_name: str
     filter: InsightsFilter | None = None
@@ -57,7 +57,7 @@ class ListInsightsRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListInsightsResponse:
-    """``ListInsightsResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListInsightsResponse.html"""
+    """``ListInsightsResponse``, the output of ``ListInsights``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListInsights.html"""
 
     insights: list[InsightSummary] | None = None
     next_token: str | None = None

@@ -16,7 +16,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListNodegroupsRequest:
-    """``ListNodegroupsRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListNodegroupsRequest.html"""
+    """``ListNodegroupsRequest``, the input of ``ListNodegroups``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListNodegroups.html"""
 
     cluster_name: str
     max_results: int | None = None
@@ -25,7 +25,7 @@ class ListNodegroupsRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListNodegroupsResponse:
-    """``ListNodegroupsResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListNodegroupsResponse.html"""
+    """``ListNodegroupsResponse``, the output of ``ListNodegroups``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListNodegroups.html"""
 
     nodegroups: list[str] | None = None
     next_token: str | None = None

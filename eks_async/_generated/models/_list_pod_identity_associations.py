@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListPodIdentityAssociationsRequest:
-    """``ListPodIdentityAssociationsRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListPodIdentityAssociationsRequest.html"""
+    """``ListPodIdentityAssociationsRequest``, the input of ``ListPodIdentityAssociations``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListPodIdentityAssociations.html"""
 
     cluster_name: str
     namespace: str | None = None
@@ -28,7 +28,7 @@ class ListPodIdentityAssociationsRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListPodIdentityAssociationsResponse:
-    """``ListPodIdentityAssociationsResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListPodIdentityAssociationsResponse.html"""
+    """``ListPodIdentityAssociationsResponse``, the output of ``ListPodIdentityAssociations``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListPodIdentityAssociations.html"""
 
     associations: list[PodIdentityAssociationSummary] | None = None
     next_token: str | None = None

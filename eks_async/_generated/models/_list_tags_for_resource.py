@@ -16,14 +16,14 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListTagsForResourceRequest:
-    """``ListTagsForResourceRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListTagsForResourceRequest.html"""
+    """``ListTagsForResourceRequest``, the input of ``ListTagsForResource``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListTagsForResource.html"""
 
     resource_arn: str
 
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListTagsForResourceResponse:
-    """``ListTagsForResourceResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListTagsForResourceResponse.html"""
+    """``ListTagsForResourceResponse``, the output of ``ListTagsForResource``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListTagsForResource.html"""
 
     tags: dict[str, str] | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

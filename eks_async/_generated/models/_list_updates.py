@@ -16,7 +16,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListUpdatesRequest:
-    """``ListUpdatesRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListUpdatesRequest.html"""
+    """``ListUpdatesRequest``, the input of ``ListUpdates``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListUpdates.html"""
 
     name: str
     nodegroup_name: str | None = None
@@ -28,7 +28,7 @@ class ListUpdatesRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class ListUpdatesResponse:
-    """``ListUpdatesResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListUpdatesResponse.html"""
+    """``ListUpdatesResponse``, the output of ``ListUpdates``: https://docs.aws.amazon.com/eks/latest/APIReference/API_ListUpdates.html"""
 
     update_ids: list[str] | None = None
     next_token: str | None = None

@@ -43,7 +43,7 @@ class ConnectorConfigRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class RegisterClusterRequest:
-    """``RegisterClusterRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_RegisterClusterRequest.html"""
+    """``RegisterClusterRequest``, the input of ``RegisterCluster``: https://docs.aws.amazon.com/eks/latest/APIReference/API_RegisterCluster.html"""
 
     name: str
     connector_config: ConnectorConfigRequest
@@ -53,7 +53,7 @@ class RegisterClusterRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class RegisterClusterResponse:
-    """``RegisterClusterResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_RegisterClusterResponse.html"""
+    """``RegisterClusterResponse``, the output of ``RegisterCluster``: https://docs.aws.amazon.com/eks/latest/APIReference/API_RegisterCluster.html"""
 
     cluster: Cluster | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -17,14 +17,14 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class StartInsightsRefreshRequest:
-    """``StartInsightsRefreshRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_StartInsightsRefreshRequest.html"""
+    """``StartInsightsRefreshRequest``, the input of ``StartInsightsRefresh``: https://docs.aws.amazon.com/eks/latest/APIReference/API_StartInsightsRefresh.html"""
 
     cluster_name: str
 
 
 @attrs.frozen(kw_only=True, slots=True)
 class StartInsightsRefreshResponse:
-    """``StartInsightsRefreshResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_StartInsightsRefreshResponse.html"""
+    """``StartInsightsRefreshResponse``, the output of ``StartInsightsRefresh``: https://docs.aws.amazon.com/eks/latest/APIReference/API_StartInsightsRefresh.html"""
 
     message: str | None = None
     status: InsightsRefreshStatus | str | None = None

@@ -16,7 +16,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class TagResourceRequest:
-    """``TagResourceRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_TagResourceRequest.html"""
+    """``TagResourceRequest``, the input of ``TagResource``: https://docs.aws.amazon.com/eks/latest/APIReference/API_TagResource.html"""
 
     resource_arn: str
     tags: dict[str, str]
@@ -24,7 +24,7 @@ class TagResourceRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class TagResourceResponse:
-    """``TagResourceResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_TagResourceResponse.html"""
+    """``TagResourceResponse``, the output of ``TagResource``: https://docs.aws.amazon.com/eks/latest/APIReference/API_TagResource.html"""
 
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)
 

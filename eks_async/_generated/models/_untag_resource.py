@@ -16,7 +16,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class UntagResourceRequest:
-    """``UntagResourceRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UntagResourceRequest.html"""
+    """``UntagResourceRequest``, the input of ``UntagResource``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UntagResource.html"""
 
     resource_arn: str
     tag_keys: list[str]
@@ -24,7 +24,7 @@ class UntagResourceRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UntagResourceResponse:
-    """``UntagResourceResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UntagResourceResponse.html"""
+    """``UntagResourceResponse``, the output of ``UntagResource``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UntagResource.html"""
 
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)
 

@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateAccessEntryRequest:
-    """``UpdateAccessEntryRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateAccessEntryRequest.html"""
+    """``UpdateAccessEntryRequest``, the input of ``UpdateAccessEntry``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateAccessEntry.html"""
 
     cluster_name: str
     principal_arn: str
@@ -28,7 +28,7 @@ class UpdateAccessEntryRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateAccessEntryResponse:
-    """``UpdateAccessEntryResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateAccessEntryResponse.html"""
+    """``UpdateAccessEntryResponse``, the output of ``UpdateAccessEntry``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateAccessEntry.html"""
 
     access_entry: AccessEntry | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

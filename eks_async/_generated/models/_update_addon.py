@@ -22,7 +22,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateAddonRequest:
-    """``UpdateAddonRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateAddonRequest.html"""
+    """``UpdateAddonRequest``, the input of ``UpdateAddon``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateAddon.html"""
 
     cluster_name: str
     addon_name: str
@@ -36,7 +36,7 @@ class UpdateAddonRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateAddonResponse:
-    """``UpdateAddonResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateAddonResponse.html"""
+    """``UpdateAddonResponse``, the output of ``UpdateAddon``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateAddon.html"""
 
     update: Update | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

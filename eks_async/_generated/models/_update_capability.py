@@ -51,7 +51,7 @@ class UpdateCapabilityConfiguration:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateCapabilityRequest:
-    """``UpdateCapabilityRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateCapabilityRequest.html"""
+    """``UpdateCapabilityRequest``, the input of ``UpdateCapability``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateCapability.html"""
 
     cluster_name: str
     capability_name: str
@@ -63,7 +63,7 @@ class UpdateCapabilityRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateCapabilityResponse:
-    """``UpdateCapabilityResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateCapabilityResponse.html"""
+    """``UpdateCapabilityResponse``, the output of ``UpdateCapability``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateCapability.html"""
 
     update: Update | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

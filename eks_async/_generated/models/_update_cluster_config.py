@@ -42,7 +42,7 @@ class UpdateAccessConfigRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateClusterConfigRequest:
-    """``UpdateClusterConfigRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateClusterConfigRequest.html"""
+    """``UpdateClusterConfigRequest``, the input of ``UpdateClusterConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateClusterConfig.html"""
 
     name: str
     resources_vpc_config: VpcConfigRequest | None = None
@@ -64,7 +64,7 @@ class UpdateClusterConfigRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateClusterConfigResponse:
-    """``UpdateClusterConfigResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateClusterConfigResponse.html"""
+    """``UpdateClusterConfigResponse``, the output of ``UpdateClusterConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateClusterConfig.html"""
 
     update: Update | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

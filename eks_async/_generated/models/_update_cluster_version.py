@@ -25,7 +25,7 @@ class RollbackConfig:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateClusterVersionRequest:
-    """``UpdateClusterVersionRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateClusterVersionRequest.html"""
+    """``UpdateClusterVersionRequest``, the input of ``UpdateClusterVersion``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateClusterVersion.html"""
 
     name: str
     version: str
@@ -36,7 +36,7 @@ class UpdateClusterVersionRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateClusterVersionResponse:
-    """``UpdateClusterVersionResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateClusterVersionResponse.html"""
+    """``UpdateClusterVersionResponse``, the output of ``UpdateClusterVersion``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateClusterVersion.html"""
 
     update: Update | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateEksAnywhereSubscriptionRequest:
-    """``UpdateEksAnywhereSubscriptionRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateEksAnywhereSubscriptionRequest.html"""
+    """``UpdateEksAnywhereSubscriptionRequest``, the input of ``UpdateEksAnywhereSubscription``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateEksAnywhereSubscription.html"""
 
     id: str
     auto_renew: bool
@@ -26,7 +26,7 @@ class UpdateEksAnywhereSubscriptionRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateEksAnywhereSubscriptionResponse:
-    """``UpdateEksAnywhereSubscriptionResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateEksAnywhereSubscriptionResponse.html"""
+    """``UpdateEksAnywhereSubscriptionResponse``, the output of ``UpdateEksAnywhereSubscription``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateEksAnywhereSubscription.html"""
 
     subscription: EksAnywhereSubscription | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -38,7 +38,7 @@ class UpdateLabelsPayload:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateNodegroupConfigRequest:
-    """``UpdateNodegroupConfigRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateNodegroupConfigRequest.html"""
+    """``UpdateNodegroupConfigRequest``, the input of ``UpdateNodegroupConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateNodegroupConfig.html"""
 
     cluster_name: str
     nodegroup_name: str
@@ -53,7 +53,7 @@ class UpdateNodegroupConfigRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateNodegroupConfigResponse:
-    """``UpdateNodegroupConfigResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateNodegroupConfigResponse.html"""
+    """``UpdateNodegroupConfigResponse``, the output of ``UpdateNodegroupConfig``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateNodegroupConfig.html"""
 
     update: Update | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

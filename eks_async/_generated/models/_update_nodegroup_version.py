@@ -22,7 +22,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateNodegroupVersionRequest:
-    """``UpdateNodegroupVersionRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateNodegroupVersionRequest.html"""
+    """``UpdateNodegroupVersionRequest``, the input of ``UpdateNodegroupVersion``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateNodegroupVersion.html"""
 
     cluster_name: str
     nodegroup_name: str
@@ -35,7 +35,7 @@ class UpdateNodegroupVersionRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdateNodegroupVersionResponse:
-    """``UpdateNodegroupVersionResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateNodegroupVersionResponse.html"""
+    """``UpdateNodegroupVersionResponse``, the output of ``UpdateNodegroupVersion``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateNodegroupVersion.html"""
 
     update: Update | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

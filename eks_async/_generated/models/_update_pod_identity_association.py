@@ -17,7 +17,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdatePodIdentityAssociationRequest:
-    """``UpdatePodIdentityAssociationRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdatePodIdentityAssociationRequest.html"""
+    """``UpdatePodIdentityAssociationRequest``, the input of ``UpdatePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdatePodIdentityAssociation.html"""
 
     cluster_name: str
     association_id: str
@@ -30,7 +30,7 @@ class UpdatePodIdentityAssociationRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class UpdatePodIdentityAssociationResponse:
-    """``UpdatePodIdentityAssociationResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdatePodIdentityAssociationResponse.html"""
+    """``UpdatePodIdentityAssociationResponse``, the output of ``UpdatePodIdentityAssociation``: https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdatePodIdentityAssociation.html"""
 
     association: PodIdentityAssociation | None = None
     response_metadata: ResponseMetadata = attrs.field(default=NO_RESPONSE, eq=False, repr=False)

@@ -23,7 +23,7 @@ __all__ = [
 
 @attrs.frozen(kw_only=True, slots=True)
 class AssumeRoleForPodIdentityRequest:
-    """``AssumeRoleForPodIdentityRequest``: https://docs.aws.amazon.com/eks/latest/APIReference/API_auth_AssumeRoleForPodIdentityRequest.html"""
+    """``AssumeRoleForPodIdentityRequest``, the input of ``AssumeRoleForPodIdentity``: https://docs.aws.amazon.com/eks/latest/APIReference/API_auth_AssumeRoleForPodIdentity.html"""
 
     cluster_name: str
     token: str = attrs.field(repr=masked)
@@ -34,7 +34,7 @@ class AssumeRoleForPodIdentityRequest:
 
 @attrs.frozen(kw_only=True, slots=True)
 class AssumeRoleForPodIdentityResponse:
-    """``AssumeRoleForPodIdentityResponse``: https://docs.aws.amazon.com/eks/latest/APIReference/API_auth_AssumeRoleForPodIdentityResponse.html"""
+    """``AssumeRoleForPodIdentityResponse``, the output of ``AssumeRoleForPodIdentity``: https://docs.aws.amazon.com/eks/latest/APIReference/API_auth_AssumeRoleForPodIdentity.html"""
 
     subject: Subject | None = None
     audience: str | None = None
