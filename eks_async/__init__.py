@@ -56,6 +56,7 @@ __all__ = [
     "Paginator",
     "Paginators",
     "ParamValidationError",
+    "PodIdentityCheck",
     "ProtocolError",
     "ResponseMetadata",
     "ResponseParseError",
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
     from ._eks_auth import EKSAuthClient
     from ._generated.models import *  # noqa: F403
     from ._waiters.access import AccessCheck, CanI, KubernetesAPIError
+    from ._waiters.pod_identity import PodIdentityCheck
 
 
 def __getattr__(name: str) -> Any:
@@ -100,11 +102,17 @@ def __getattr__(name: str) -> Any:
         value = getattr(access, name)
         globals()[name] = value
         return value
+    if name == "PodIdentityCheck":
+        # pod_identity_association_effective's result type, loaded with it.
+        from ._waiters.pod_identity import PodIdentityCheck
+
+        globals()[name] = PodIdentityCheck
+        return PodIdentityCheck
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _MODEL_NAMES | _ACCESS_NAMES | {"EKSAuthClient"})
+    return sorted(set(globals()) | _MODEL_NAMES | _ACCESS_NAMES | {"EKSAuthClient", "PodIdentityCheck"})
 
 
 _ACCESS_NAMES = frozenset({"AccessCheck", "CanI", "KubernetesAPIError"})
