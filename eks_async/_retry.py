@@ -8,7 +8,8 @@ Standard mode follows the AWS SDKs' definition: a total of ``max_attempts`` atte
 full-jitter exponential backoff capped at ``max_backoff``, and a retry quota shared by the
 client (a bucket of 500 tokens: a retry takes 5, a retry after a timeout 10, a success puts
 back 1, or what its retries took). Adaptive mode adds the client-side rate limiter of
-``_ratelimit``.
+``_ratelimit``, and its retries after a throttle take nothing from the quota: the limiter
+paces them, so a batch that is throttled now and then never fails for want of quota.
 
 IAM propagation is a retry path of its own (``is_iam_propagation``): a create or update that
 EKS refuses because the IAM role it names, created moments ago, is not known to it yet. Those
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     import tenacity
 
     from ._pipeline import _Call
+    from ._ratelimit import RateLimiter
 
 __all__ = [
     "CLOCK_SKEW_CODES",
@@ -133,13 +135,16 @@ class RetryConfig:
     ``mode``: ``"standard"`` or ``"adaptive"`` (standard plus a client-side send-rate limiter
     that slows down when EKS throttles). ``max_attempts`` counts the first attempt.
     ``deadline``: seconds a whole call may take, retries included (``None``: no limit).
+    ``limiter``: in adaptive mode, a ``RateLimiter`` to share with other clients (of one
+    account and region, whose calls EKS counts together); ``None``: the client's own.
     """
 
     mode: Literal["standard", "adaptive"] = "standard"
     max_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     max_backoff: float = attrs.field(default=20.0, validator=attrs.validators.ge(0))
     deadline: float | None = None
-    #: Size of the retry quota; ``None`` turns the quota off.
+    #: Size of the retry quota; ``None`` turns the quota off. In adaptive mode retries
+    #: after a throttle take nothing from it.
     quota: int | None = 500
     #: Seconds of backoff a call may spend retrying a create or update refused because the
     #: IAM role it names is not known to EKS yet (``is_iam_propagation``); ``None`` or 0
@@ -149,10 +154,13 @@ class RetryConfig:
     #: retry quota. The budget counts the waits, not the requests' own time; ``deadline``
     #: bounds the whole call.
     iam_propagation: float | None = attrs.field(default=120.0, validator=_budget)
+    limiter: RateLimiter | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.mode not in ("standard", "adaptive"):
             raise ValueError(f"mode must be 'standard' or 'adaptive', not {self.mode!r}")
+        if self.limiter is not None and self.mode != "adaptive":
+            raise ValueError("a limiter paces requests in adaptive mode only")
 
 
 # --- the test switch ------------------------------------------------------------------------
@@ -347,6 +355,8 @@ def _strategy_types() -> tuple[Any, Any, Any, Any]:
             kind = classify(_error_of(state))
             if quota is None or kind is None:
                 return False
+            if kind == "throttling" and call.options.retry.mode == "adaptive":
+                return False  # paced by the rate limiter instead
             cost = quota.acquire(kind)
             if cost is None:
                 logger.debug("%s: retry quota spent, not retrying", call.op.name)
