@@ -183,8 +183,11 @@ class RateLimiter:
             if self._in_flight < window and not self._queue:
                 self._in_flight += 1
                 return self._note_send()
-            if await self._wait_for_window(on_wait):  # a slot handed over
+            slot = await self._wait_for_window(on_wait)
+            if self._window is not None:  # still slow start: a slot was handed over
                 return self._note_send()
+            if slot:  # handed over before the first throttle, which came since: paced
+                self._in_flight -= 1
         self._in_flight += 1
         try:
             await self._pace(on_wait)

@@ -8,8 +8,10 @@ Standard mode follows the AWS SDKs' definition: a total of ``max_attempts`` atte
 full-jitter exponential backoff capped at ``max_backoff``, and a retry quota shared by the
 client (a bucket of 500 tokens: a retry takes 5, a retry after a timeout 10, a success puts
 back 1, or what its retries took). Adaptive mode adds the client-side rate limiter of
-``_ratelimit``, and its retries after a throttle take nothing from the quota: the limiter
-paces them, so a batch that is throttled now and then never fails for want of quota.
+``_ratelimit``, which paces the retries of throttled attempts: those take nothing from the
+quota and count not in ``max_attempts`` but in an allowance of their own
+(``ADAPTIVE_THROTTLED_ATTEMPTS``), so a batch that is throttled now and then never fails
+for want of attempts or quota.
 
 IAM propagation is a retry path of its own (``is_iam_propagation``): a create or update that
 EKS refuses because the IAM role it names, created moments ago, is not known to it yet. Those
@@ -137,14 +139,18 @@ class RetryConfig:
     ``deadline``: seconds a whole call may take, retries included (``None``: no limit).
     ``limiter``: in adaptive mode, a ``RateLimiter`` to share with other clients (of one
     account and region, whose calls EKS counts together); ``None``: the client's own.
+
+    In adaptive mode the rate limiter paces the retries of throttled attempts, so those
+    count neither in ``max_attempts`` nor against the retry ``quota``: a call gives up
+    after ``ADAPTIVE_THROTTLED_ATTEMPTS`` (10) throttled attempts, or ``max_attempts``
+    others, or at its ``deadline``.
     """
 
     mode: Literal["standard", "adaptive"] = "standard"
     max_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     max_backoff: float = attrs.field(default=20.0, validator=attrs.validators.ge(0))
     deadline: float | None = None
-    #: Size of the retry quota; ``None`` turns the quota off. In adaptive mode retries
-    #: after a throttle take nothing from it.
+    #: Size of the retry quota; ``None`` turns the quota off.
     quota: int | None = 500
     #: Seconds of backoff a call may spend retrying a create or update refused because the
     #: IAM role it names is not known to EKS yet (``is_iam_propagation``); ``None`` or 0
@@ -190,6 +196,10 @@ def instant() -> bool:
 
 
 # --- the retry quota ------------------------------------------------------------------------
+
+#: In adaptive mode, the throttled attempts a call may make (paced by the rate limiter;
+#: they count neither in ``max_attempts`` nor against the retry quota).
+ADAPTIVE_THROTTLED_ATTEMPTS: Final = 10
 
 RETRY_COST: Final = 5
 TIMEOUT_RETRY_COST: Final = 10
@@ -326,10 +336,22 @@ def _strategy_types() -> tuple[Any, Any, Any, Any]:
         def __init__(self, call: _Call, iam: IamBudget | None) -> None:
             self.call = call
             self.iam = iam
+            self.paced = call.options.retry.mode == "adaptive"
+            self.throttled = 0
 
         def __call__(self, state: tenacity.RetryCallState) -> bool:
             error = _error_of(state)
             if _free_skew_retry(error):
+                return False
+            if self.paced and classify(error) == "throttling":
+                # Adaptive mode: the limiter paces the retries of throttled attempts, so
+                # they have an allowance of their own instead of max_attempts.
+                self.throttled += 1
+                if self.throttled >= ADAPTIVE_THROTTLED_ATTEMPTS:
+                    logger.debug(
+                        "%s: throttled %d times, not retrying", self.call.op.name, self.throttled
+                    )
+                    return True
                 return False
             iam = self.iam
             if iam is not None and error is not None and is_iam_propagation(
@@ -341,6 +363,7 @@ def _strategy_types() -> tuple[Any, Any, Any, Any]:
                     )
                 return iam.spent
             counted = state.attempt_number - (1 if self.call.skew_retried else 0)
+            counted -= self.throttled
             if iam is not None:
                 counted -= iam.retries
             return counted >= self.call.options.retry.max_attempts

@@ -373,3 +373,25 @@ async def test_views_and_configs_share_a_limiter() -> None:
         assert shared.delayed >= 1
     with pytest.raises(ValueError, match="adaptive"):
         RetryConfig(limiter=RateLimiter())
+
+
+async def _throttled(times: int) -> tuple[bool, int]:
+    """One adaptive call (max_attempts=3) throttled ``times`` times, then answered."""
+    throttled = _error(429, "ThrottlingException")
+    script = Script(*[throttled] * times, _ok())
+    async with eks_async.EKSClient(
+        region="us-west-2", transport=script, retry=RetryConfig(mode="adaptive"), **CREDS
+    ) as eks:
+        try:
+            out = await eks.list_clusters()
+        except eks_async.ServiceError as exc:
+            return False, exc.attempts
+        assert out.response_metadata is not None
+        return True, out.response_metadata.attempts
+
+
+def test_adaptive_throttled_attempts_have_an_allowance_of_their_own() -> None:
+    with eks_async.instant_retries():
+        assert run_virtual(_throttled(5)) == (True, 6)  # past max_attempts=3
+        assert run_virtual(_throttled(9)) == (True, 10)
+        assert run_virtual(_throttled(10)) == (False, 10)  # but not forever
