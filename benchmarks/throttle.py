@@ -238,9 +238,12 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        # With calls failed, the fraction counts only those that succeeded, until the last
+        # call ended: not a figure to compare.
+        fraction = f"({r['fraction']:.2f})" if r["failed"] else f"{r['fraction']:.2f}"
         lines.append(
             f"| {r['rate']:g}/s ({r['burst']}) | {r['calls']} x {r['concurrency']} | "
-            f"{r['client']} | {r['mode']} | {r['fraction']:.2f} | "
+            f"{r['client']} | {r['mode']} | {fraction} | "
             f"{r['throttled_per_call']:.3f} | {r['failed']} | {r['seconds']:.1f} |"
         )
     return "\n".join(lines)

@@ -125,7 +125,8 @@ class RateLimiter:
         self._since = 0.0
         self._startup = False
         self._burst = 1.0
-        #: Throttled answers seen.
+        #: Answers seen: admitted (anything but a throttle), and throttled.
+        self.admitted = 0
         self.throttles = 0
         #: Requests that waited for the limiter, and the seconds they waited in all.
         self.delayed = 0
@@ -273,6 +274,7 @@ class RateLimiter:
         """
         now = self._clock()
         if not throttled:
+            self.admitted += 1
             oks = self._oks
             oks.append(now)
             if len(oks) > 64:
