@@ -95,7 +95,7 @@ class RateLimiter:
     """
 
     def __init__(
-        self, *, initial_window: int = 4, clock: Callable[[], float] | None = None
+        self, *, initial_window: int = 2, clock: Callable[[], float] | None = None
     ) -> None:
         if initial_window < 1:
             raise ValueError("initial_window must be at least 1")
@@ -140,8 +140,9 @@ class RateLimiter:
         return self._last_time
 
     def __repr__(self) -> str:
-        target = "none" if self._target is None else f"{self._target:.2f}/s"
-        return f"<RateLimiter target={target} measured={self.measured_rate:.2f}/s>"
+        target = self.target_rate
+        shown = "none" if target is None else f"{target:.2f}/s"
+        return f"<RateLimiter target={shown} measured={self.measured_rate:.2f}/s>"
 
     # --- what callers may read ---------------------------------------------------------
 
@@ -159,7 +160,7 @@ class RateLimiter:
 
     @property
     def measured_rate(self) -> float:
-        """Successful answers per second over the last two seconds."""
+        """Answers per second over the last two seconds, throttles not counted."""
         self._prune(self._oks, self._clock(), MEASURE_SECONDS)
         return len(self._oks) / MEASURE_SECONDS
 
@@ -309,6 +310,8 @@ class RateLimiter:
         else:  # the bucket may have filled up: the estimate may be low
             new = min(current * NUDGE, max(estimate, current * HOLD))
             self._fresh.clear()  # the next estimate starts here
+            if self._startup:  # back up soon, for a throttle that gives a good one
+                plateau = current * PLATEAU
         self._startup = False
         self._fresh.append(when)
         self._set(new, now, "throttled", estimate, current)
