@@ -27,6 +27,7 @@ from ._generated import models as _models
 from ._generated.errors import *  # noqa: F403
 from ._paginate import Paginator
 from ._pipeline import RetryEvent
+from ._ratelimit import RateLimiter
 from ._response import ResponseMetadata
 from ._retry import RetryConfig, instant_retries, set_instant_retries
 from ._transports.base import Limits
@@ -58,6 +59,7 @@ __all__ = [
     "ParamValidationError",
     "PodIdentityCheck",
     "ProtocolError",
+    "RateLimiter",
     "ResponseMetadata",
     "ResponseParseError",
     "RetryConfig",

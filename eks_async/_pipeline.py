@@ -223,7 +223,8 @@ class Shared:
         return transport
 
     def rate_limiter(self) -> RateLimiter:
-        """The client-side rate limiter of adaptive mode, shared by every view using it."""
+        """The client's own rate limiter of adaptive mode (when ``RetryConfig`` names none),
+        shared by every view using it."""
         if self.limiter is None:
             self.limiter = RateLimiter()
         return self.limiter
@@ -437,25 +438,31 @@ class _Call:
         if hook is not None:
             hook(event)
 
-    def _limit_wait(self, delay: float, rate: float) -> None:
+    def _limit_wait(self, delay: float, reason: str) -> None:
         from ._retry import instant
 
         self.waited += 0.0 if instant() else delay
         self._emit(RetryEvent(
             operation=self.op.name, attempt=self.attempts, kind="rate_limit",
-            reason=f"{rate:.2f} requests/s allowed", delay=delay,
+            reason=reason, delay=delay,
         ))
 
     async def attempt(self) -> Any:
         """One signed request and its answer: the output, or the error raised."""
         self.attempts += 1
+        retry = self.options.retry
+        if retry.mode != "adaptive":
+            return await self._send(None, 0.0)
+        limiter = retry.limiter or self.shared.rate_limiter()
+        sent = await limiter.acquire(self._limit_wait)
+        try:
+            return await self._send(limiter, sent)
+        finally:
+            limiter.release()
+
+    async def _send(self, limiter: RateLimiter | None, sent: float) -> Any:
         shared = self.shared
         op = self.op
-        limiter = shared.limiter if self.options.retry.mode == "adaptive" else None
-        if limiter is None and self.options.retry.mode == "adaptive":
-            limiter = shared.rate_limiter()
-        if limiter is not None:
-            await limiter.acquire(self._limit_wait)
         body = self.body
         headers = {"Host": shared.host, "User-Agent": _USER_AGENT}
         if body:
@@ -483,18 +490,21 @@ class _Call:
         request_id = answer_headers.get("x-amzn-requestid")
         if status < 300:
             if limiter is not None:
-                limiter.update(throttled=False)
+                limiter.update(throttled=False, sent=sent)
             return parse_output(
                 op, status, content, request_id, attempts=self.attempts, retry_wait=self.waited
             )
         service_error = parse_error(
             op.name, status, answer_headers, content, request_id, shared.service.errors
         )
+        service_error.retry_after = retry_after(answer_headers)
         if limiter is not None:
-            limiter.update(throttled=service_error.retry_kind == "throttling")
+            limiter.update(
+                throttled=service_error.retry_kind == "throttling", sent=sent,
+                retry_after=service_error.retry_after,
+            )
         if is_clock_skew(service_error):
             _correct_clock(shared, answer_headers.get("date"))
-        service_error.retry_after = retry_after(answer_headers)
         self._account(service_error)
         raise redact_error(
             service_error, (credentials.secret_access_key, credentials.session_token)

@@ -1,122 +1,438 @@
-"""The client-side send-rate limiter of adaptive retry mode (CUBIC, as the AWS SDKs use it).
+"""The client-side send-rate limiter of adaptive retry mode.
 
-Until EKS first throttles, requests go out unhindered. On a throttle the allowed rate drops
-to ``BETA`` times the rate then being sent; with each success it climbs back along a cubic
-curve towards, and past, the rate at which throttling began. Requests wait for a token of a
-bucket that fills at the allowed rate. One limiter is shared by all calls of a client.
+The AWS SDKs' adaptive mode (CUBIC) learns from the rate it *sends*: on a throttle it drops
+to 0.7 of it and climbs back along a cubic curve. This one learns from what it can observe
+of the service's token bucket instead:
+
+1. **Slow start.** Until the first throttle, requests are limited only by a window of
+   requests in flight that starts at ``initial_window`` and grows by one with each success
+   (it doubles every round trip). A sequential caller, or one with no more calls in flight
+   than the window, never meets it: no lock, no sleep, no task. A burst of many concurrent
+   calls reaches full width within a few round trips, so the first overshoot into an empty
+   bucket is about one window, not the whole burst.
+2. **First throttle.** The bucket is empty; what was sent in the second before is about
+   its burst, so the first target is that many requests per second, doubling every
+   ``STARTUP_DOUBLING`` seconds (or ``STARTUP_CALLS`` requests) until the next throttle.
+3. **Estimate.** Every throttle means the bucket was empty. Between two throttles it
+   admitted what it gained in between, give or take one token, so (admitted + 1) / seconds
+   is its rate, counted in send times (requests not answered yet count as admitted: a
+   throttle is answered at once, a success later). Replaying the sends against a bucket of
+   the estimated rate and burst tells whether the bucket could have filled up (then the
+   estimate is low and only bounds a step of ``HOLD``). A throttle of a request sent
+   before the last decrease is no news and changes nothing.
+4. **Hold.** With a good estimate the target goes to ``MARGIN`` under it; without one it
+   steps down by ``HOLD`` and climbs back within ``RECOVER_SECONDS`` to ``PLATEAU`` of
+   where the throttle came (as CUBIC does). A ``Retry-After`` pauses sending that long.
+5. **Probe.** While nothing is throttled the target climbs along a cubic: slowly at first,
+   doubled after ``PROBE_SECONDS`` (or ``PROBE_CALLS`` requests), so a limit that rose is
+   found again, while a target that fits is questioned only rarely (about once every
+   ``PROBE_CALLS`` requests). It never climbs past 1.5 times the rate actually sent: an
+   idle client does not build up a rate it never tried.
+
+A limiter may be shared by several clients (one per cluster of one account and region):
+``RetryConfig(mode="adaptive", limiter=RateLimiter())``. ``target_rate`` and
+``measured_rate`` are there for progress output; each change of the target is logged at
+DEBUG on the ``eks_async`` logger.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
-import time
+from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-BETA: Final = 0.7
-SCALE: Final = 0.4
-SMOOTHING: Final = 0.8
-MIN_FILL_RATE: Final = 0.5
-MIN_CAPACITY: Final = 1.0
-BUCKET_SECONDS: Final = 0.5
+__all__ = ["RateLimiter"]
+
+logger = logging.getLogger("eks_async")
+
+#: The lowest target, in requests per second.
+MIN_RATE: Final = 0.2
+#: On a throttle the target never drops below this fraction of the target then in force
+#: (an estimate made over a stretch in which the service's bucket filled up is too low).
+HOLD: Final = 0.9
+#: ...and never below this fraction of it in one step.
+FLOOR: Final = 0.5
+#: After a step down without an estimate, the target returns within RECOVER_SECONDS (or
+#: the time of RECOVER_CALLS requests) to this fraction of where the throttle came.
+PLATEAU: Final = 0.97
+RECOVER_SECONDS: Final = 1.0
+RECOVER_CALLS: Final = 10.0
+#: On a throttle after a good estimate, the target drops at least to this fraction.
+NUDGE: Final = 0.99
+#: The target is this fraction under a good estimate.
+MARGIN: Final = 0.01
+#: Tokens added to the admitted count (the bucket's fraction at either throttle).
+SLACK: Final = 1.0
+#: Fewer requests admitted between two throttles make no estimate.
+MIN_ADMITTED: Final = 4
+#: Seconds without a throttle after which probing has doubled the target.
+PROBE_SECONDS: Final = 10.0
+#: ...or the time of this many requests at the target, whichever is longer.
+PROBE_CALLS: Final = 200.0
+#: The window of successes for ``measured_rate``, in seconds.
+MEASURE_SECONDS: Final = 2.0
+#: How far back a throttle may be to start an estimate: at least this many seconds...
+HORIZON_SECONDS: Final = 6.0
+#: ...or this many successes at the target, whichever is longer.
+HORIZON_CALLS: Final = 40.0
+#: Before the first throttle: how fast the first target climbs (doubling every this many
+#: seconds) until a second throttle gives an estimate.
+STARTUP_DOUBLING: Final = 0.5
+#: ...or the time of this many requests at the first target, whichever is longer.
+STARTUP_CALLS: Final = 5.0
 
 
 class RateLimiter:
-    """CUBIC send-rate control plus the token bucket that enforces it."""
+    """Paces the requests of one or more adaptive-mode clients to the rate EKS allows.
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._enabled = False
-        self._fill_rate = MIN_FILL_RATE
-        self._capacity = MIN_CAPACITY
-        self._tokens = MIN_CAPACITY
-        self._last_refill = clock()
-        # Measured send rate.
-        self._measured_rate = 0.0
-        self._bucket = math.floor(clock() / BUCKET_SECONDS) * BUCKET_SECONDS
-        self._count = 0
-        # CUBIC state.
-        self._last_max_rate = 0.0
-        self._last_throttle = clock()
-        self._time_window = 0.0
+    ``initial_window``: requests in flight allowed before anything is learned (the window
+    grows by one per success until the first throttle). ``clock``: seconds, monotonic;
+    the running event loop's ``time()`` by default.
+    """
+
+    def __init__(
+        self, *, initial_window: int = 2, clock: Callable[[], float] | None = None
+    ) -> None:
+        if initial_window < 1:
+            raise ValueError("initial_window must be at least 1")
+        self._clock = clock or self._loop_time
+        self._last_time = 0.0
+        # Slow start: None once throttled.
+        self._window: float | None = float(initial_window)
+        self._in_flight = 0
+        self._queue: deque[asyncio.Future[bool]] = deque()
+        # Pacing, once throttled.
+        self._target: float | None = None
+        self._tokens = 0.0
+        self._refilled = 0.0
         self._lock = asyncio.Lock()
-        #: Requests that waited for a token, and how long in all (for tests and benchmarks).
+        self._paused_until = -math.inf
+        # Learning: answer times of admitted requests (MEASURE_SECONDS); send times of
+        # requests (MEASURE_SECONDS, and the horizon), of throttled ones, and of the
+        # throttles that lowered the target.
+        self._oks: deque[float] = deque()
+        self._recent: deque[float] = deque()
+        self._sends: deque[float] = deque()
+        self._throttled: deque[float] = deque()
+        self._fresh: deque[float] = deque()
+        self._cut_at = -math.inf
+        self._base = 0.0
+        self._plateau = 0.0
+        self._since = 0.0
+        self._startup = False
+        self._burst = 1.0
+        #: Answers seen: admitted (anything but a throttle), and throttled.
+        self.admitted = 0
+        self.throttles = 0
+        #: Requests that waited for the limiter, and the seconds they waited in all.
         self.delayed = 0
         self.delay_total = 0.0
 
-    @property
-    def enabled(self) -> bool:
-        """Whether throttling has been seen, so requests are being paced."""
-        return self._enabled
+    def _loop_time(self) -> float:
+        # The running loop's clock; outside a loop (a property read after the run), the
+        # last time it gave.
+        with contextlib.suppress(RuntimeError):
+            self._last_time = asyncio.get_running_loop().time()
+        return self._last_time
+
+    def __repr__(self) -> str:
+        target = self.target_rate
+        shown = "none" if target is None else f"{target:.2f}/s"
+        return f"<RateLimiter target={shown} measured={self.measured_rate:.2f}/s>"
+
+    # --- what callers may read ---------------------------------------------------------
 
     @property
-    def rate(self) -> float:
-        """Requests per second now allowed (meaningful once enabled)."""
-        return self._fill_rate
+    def enabled(self) -> bool:
+        """Whether EKS has throttled, so requests are being paced."""
+        return self._target is not None
+
+    @property
+    def target_rate(self) -> float | None:
+        """Requests per second now allowed; ``None`` until the first throttle."""
+        if self._target is None:
+            return None
+        return self._current_target(self._clock())
+
+    @property
+    def measured_rate(self) -> float:
+        """Answers per second over the last two seconds, throttles not counted."""
+        self._prune(self._oks, self._clock(), MEASURE_SECONDS)
+        return len(self._oks) / MEASURE_SECONDS
+
+    @property
+    def window(self) -> int | None:
+        """Requests allowed in flight before the first throttle; ``None`` after it."""
+        return None if self._window is None else int(self._window)
 
     # --- before sending ---------------------------------------------------------------
 
-    async def acquire(self, on_wait: Callable[[float, float], None] | None = None) -> None:
-        """Wait, if needed, until one more request may be sent.
+    async def acquire(self, on_wait: Callable[[float, str], None] | None = None) -> float:
+        """Wait, if needed, until one more request may be sent; the clock's time then.
 
-        ``on_wait(seconds, rate)`` hears of a wait before it starts (for ``retry_wait``,
-        ``on_retry`` and the DEBUG log). A client that was never throttled returns at once,
-        without a lock, a sleep or a task.
+        Every acquire must be matched by one ``release`` when the request is done (whatever
+        its outcome). ``on_wait(seconds, reason)`` hears of each wait (before a paced
+        wait; after a slow-start wait, with the seconds it took). A caller that never
+        meets the window and was never throttled returns at once: no lock, no sleep, no
+        task, no future.
         """
-        if not self._enabled:
-            return
+        window = self._window
+        if window is not None:
+            if self._in_flight < window and not self._queue:
+                self._in_flight += 1
+                return self._note_send()
+            slot = await self._wait_for_window(on_wait)
+            if self._window is not None:  # still slow start: a slot was handed over
+                return self._note_send()
+            if slot:  # handed over before the first throttle, which came since: paced
+                self._in_flight -= 1
+        self._in_flight += 1
+        try:
+            await self._pace(on_wait)
+        except BaseException:
+            self._in_flight -= 1
+            raise
+        return self._note_send()
+
+    def release(self) -> None:
+        """A request acquired earlier is done (answered, failed or cancelled)."""
+        queue = self._queue
+        window = self._window
+        while queue and window is not None and self._in_flight <= window:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(True)  # the slot passes to the waiter
+                return
+        self._in_flight -= 1
+
+    async def _wait_for_window(self, on_wait: Callable[[float, str], None] | None) -> bool:
+        """Wait in line for a slot of the window: True when one was handed over, False
+        when the window was lifted (the caller is then paced)."""
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append(waiter)
+        start = self._clock()
+        try:
+            slot = await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.release()  # a slot handed over to a caller that is gone
+            raise
+        waited = self._clock() - start
+        self.delayed += 1
+        self.delay_total += waited
+        if on_wait is not None:
+            on_wait(waited, f"slow start, {self._in_flight} requests in flight")
+        return slot
+
+    async def _pace(self, on_wait: Callable[[float, str], None] | None) -> None:
         async with self._lock:
-            self._refill()
-            if self._tokens < 1.0:
-                wait = (1.0 - self._tokens) / self._fill_rate
+            now = self._clock()
+            target = self._refill(now)
+            wait = max((1.0 - self._tokens) / target, self._paused_until - now, 0.0)
+            if wait > 0:
                 self.delayed += 1
                 self.delay_total += wait
                 if on_wait is not None:
-                    on_wait(wait, self._fill_rate)
+                    on_wait(wait, f"{target:.2f} requests/s allowed")
                 from ._retry import sleep
 
                 await sleep(wait)
-                self._refill()
+                self._refill(self._clock())
             self._tokens = max(0.0, self._tokens - 1.0)
 
-    def _refill(self) -> None:
+    def _refill(self, now: float) -> float:
+        target = self._current_target(now)
+        if now > self._refilled:
+            self._tokens = min(1.0, self._tokens + (now - self._refilled) * target)
+            self._refilled = now
+        return target
+
+    def _note_send(self) -> float:
         now = self._clock()
-        self._tokens = min(self._capacity, self._tokens + (now - self._last_refill) * self._fill_rate)
-        self._last_refill = now
+        self._recent.append(now)
+        self._sends.append(now)
+        if len(self._sends) > 64 and self._sends[0] < now - self._horizon():
+            horizon = self._horizon()
+            self._prune(self._sends, now, horizon)
+            self._prune(self._throttled, now, horizon)
+            self._prune(self._recent, now, MEASURE_SECONDS)
+        return now
 
     # --- after an answer --------------------------------------------------------------
 
-    def update(self, *, throttled: bool) -> None:
-        """Account for one answer: lower the rate on a throttle, raise it on a success."""
+    def update(
+        self, *, throttled: bool, sent: float | None = None, retry_after: float | None = None
+    ) -> None:
+        """Learn from one answer: admitted (``throttled=False``) or throttled.
+
+        ``sent``: what ``acquire`` returned for the request (the service's bucket is
+        reckoned in send times, and a throttle of a request sent before the last decrease
+        is not news); ``retry_after``: the seconds of its ``Retry-After``, if any.
+        """
         now = self._clock()
-        self._measure(now)
-        if throttled:
-            rate = self._measured_rate if not self._enabled else min(
-                self._measured_rate, self._fill_rate
+        if not throttled:
+            self.admitted += 1
+            oks = self._oks
+            oks.append(now)
+            if len(oks) > 64:
+                self._prune(oks, now, MEASURE_SECONDS)
+            window = self._window
+            if window is not None:
+                self._window = window + 1.0
+                if self._queue:
+                    self._grant()
+            return
+        self.throttles += 1
+        when = now if sent is None else sent
+        self._throttled.append(when)
+        if retry_after:
+            self._paused_until = max(self._paused_until, now + retry_after)
+        if when <= self._cut_at:
+            return  # sent before the last decrease: already accounted for
+        if self._target is None:
+            self._first_throttle(now, when)
+            return
+        current = self._current_target(now)
+        estimate, whole, admitted = self._estimate(when)
+        plateau = 0.0
+        if estimate is None or admitted < MIN_ADMITTED:
+            # Too few requests since the last throttle for an estimate (but a bound):
+            # step down, then back to just under where the throttle came.
+            bound = math.inf if estimate is None else estimate
+            new = max(current * FLOOR, min(current * HOLD, bound))
+            plateau = current * PLATEAU
+        elif whole:
+            new = min(estimate * (1.0 - MARGIN), current * NUDGE)
+        else:  # the bucket may have filled up: the estimate may be low
+            new = min(current * NUDGE, max(estimate, current * HOLD))
+            self._fresh.clear()  # the next estimate starts here
+            if self._startup:  # back up soon, for a throttle that gives a good one
+                plateau = current * PLATEAU
+        self._startup = False
+        self._fresh.append(when)
+        self._set(new, now, "throttled", estimate, current)
+        self._plateau = plateau
+
+    def _first_throttle(self, now: float, when: float) -> None:
+        # The burst just spent says little of the rate: start at the requests sent in
+        # the second before the throttled one (the burst, about) and double every
+        # STARTUP_DOUBLING seconds until the next throttle tells more.
+        burst = max(1.0, sum(1.0 for t in self._sends if when - 1.0 <= t <= when) - 1.0)
+        self._burst = burst
+        self._fresh.append(when)
+        self._window = None
+        self._startup = True
+        queue, self._queue = self._queue, deque()
+        for waiter in queue:  # they go on to be paced
+            if not waiter.done():
+                waiter.set_result(False)
+        self._refilled = now
+        self._set(burst, now, "first throttle", None)
+
+    def _horizon(self) -> float:
+        target = self._target
+        return HORIZON_SECONDS if target is None else max(
+            HORIZON_SECONDS, HORIZON_CALLS / target
+        )
+
+    def _estimate(self, when: float) -> tuple[float | None, bool, int]:
+        """The service's rate, from the requests it admitted since an earlier throttle.
+
+        Both throttles found its bucket empty, so what it admitted in between (requests
+        sent in between, less those throttled) is what the bucket gained, give or take
+        one: ``(admitted + 1) / seconds``. Counted in send times; requests not answered
+        yet count as admitted (a throttle is answered at once, a success takes longer).
+
+        Unless the bucket filled up in between: what it gained beyond its burst was lost,
+        and the estimate is low. The second value says whether the requests came close
+        enough together for that to be impossible (replayed against a bucket filling at
+        the estimate, it never holds more than the burst seen at the first throttle); the
+        third, how many requests were admitted in between.
+        """
+        fresh = self._fresh
+        limit = when - self._horizon()
+        while fresh and fresh[0] < limit:
+            fresh.popleft()
+        if not fresh:
+            return None, False, 0
+        first = fresh[0]
+        span = when - first
+        if span <= 0:
+            return None, False, 0
+        between = [t for t in self._sends if first < t < when]
+        admitted = len(between) - sum(1 for t in self._throttled if first < t < when)
+        estimate = max(MIN_RATE, (admitted + SLACK) / span)
+        level, last, most = 0.0, first, self._burst
+        for t in (*between, when):
+            level += (t - last) * estimate
+            last = t
+            if level > most:
+                return estimate, False, admitted
+            if level >= 1.0:
+                level -= 1.0
+        return estimate, True, admitted
+
+    def _set(
+        self, rate: float, now: float, why: str, estimate: float | None,
+        old: float | None = None,
+    ) -> None:
+        rate = max(MIN_RATE, rate)
+        if self._target is not None:
+            self._refill(now)
+        self._target = self._base = rate
+        self._plateau = 0.0
+        self._since = now
+        self._cut_at = now
+        self._tokens = min(self._tokens, 0.0)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "rate limit: target %.2f requests/s (%s; was %s, estimate %s, "
+                "measured %.2f/s)",
+                rate, why, "none" if old is None else f"{old:.2f}",
+                "none" if estimate is None else f"{estimate:.2f}", self.measured_rate,
             )
-            self._last_max_rate = rate
-            self._time_window = ((self._last_max_rate * (1 - BETA)) / SCALE) ** (1 / 3)
-            self._last_throttle = now
-            new_rate = rate * BETA
-            self._enabled = True
+
+    def _current_target(self, now: float) -> float:
+        """The target, grown by probing since the last throttle."""
+        base = self._base
+        elapsed = now - self._since
+        if elapsed <= 0:
+            return base
+        if self._startup:
+            doubling = max(STARTUP_DOUBLING, STARTUP_CALLS / base)
+            grown = base * math.pow(2.0, elapsed / doubling)
         else:
-            self._time_window = ((self._last_max_rate * (1 - BETA)) / SCALE) ** (1 / 3)
-            t = now - self._last_throttle - self._time_window
-            new_rate = SCALE * t**3 + self._last_max_rate
-        self._set_rate(min(new_rate, 2 * self._measured_rate))
+            # Back towards the plateau within RECOVER (concave), then beyond it, slowly
+            # at first (convex).
+            plateau = self._plateau
+            recover = max(RECOVER_SECONDS, RECOVER_CALLS / base) if plateau > base else 0.0
+            if elapsed < recover:
+                grown = plateau - (plateau - base) * math.pow(1.0 - elapsed / recover, 3)
+            else:
+                period = max(PROBE_SECONDS, PROBE_CALLS / base)
+                grown = max(plateau, base) * (1.0 + math.pow((elapsed - recover) / period, 3))
+        if grown <= base:
+            return base
+        self._prune(self._recent, now, MEASURE_SECONDS)
+        ceiling = max(base, 1.5 * len(self._recent) / MEASURE_SECONDS)
+        return min(grown, ceiling)
 
-    def _measure(self, now: float) -> None:
-        bucket = math.floor(now * 2) / 2
-        self._count += 1
-        if bucket > self._bucket:
-            current = self._count / (bucket - self._bucket)
-            self._measured_rate = current * SMOOTHING + self._measured_rate * (1 - SMOOTHING)
-            self._count = 0
-            self._bucket = bucket
+    def _grant(self) -> None:
+        """Wake waiters the grown window now has room for."""
+        queue = self._queue
+        window = self._window
+        while queue and window is not None and self._in_flight < window:
+            waiter = queue.popleft()
+            if not waiter.done():
+                self._in_flight += 1
+                waiter.set_result(True)
 
-    def _set_rate(self, rate: float) -> None:
-        self._refill()
-        self._fill_rate = max(rate, MIN_FILL_RATE)
-        self._capacity = max(rate, MIN_CAPACITY)
-        self._tokens = min(self._tokens, self._capacity)
+    @staticmethod
+    def _prune(times: deque[float], now: float, seconds: float) -> None:
+        limit = now - seconds
+        while times and times[0] <= limit:
+            times.popleft()

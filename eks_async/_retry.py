@@ -8,7 +8,10 @@ Standard mode follows the AWS SDKs' definition: a total of ``max_attempts`` atte
 full-jitter exponential backoff capped at ``max_backoff``, and a retry quota shared by the
 client (a bucket of 500 tokens: a retry takes 5, a retry after a timeout 10, a success puts
 back 1, or what its retries took). Adaptive mode adds the client-side rate limiter of
-``_ratelimit``.
+``_ratelimit``, which paces the retries of throttled attempts: those take nothing from the
+quota and count not in ``max_attempts`` but in an allowance of their own
+(``ADAPTIVE_THROTTLED_ATTEMPTS``), so a batch that is throttled now and then never fails
+for want of attempts or quota.
 
 IAM propagation is a retry path of its own (``is_iam_propagation``): a create or update that
 EKS refuses because the IAM role it names, created moments ago, is not known to it yet. Those
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     import tenacity
 
     from ._pipeline import _Call
+    from ._ratelimit import RateLimiter
 
 __all__ = [
     "CLOCK_SKEW_CODES",
@@ -133,6 +137,13 @@ class RetryConfig:
     ``mode``: ``"standard"`` or ``"adaptive"`` (standard plus a client-side send-rate limiter
     that slows down when EKS throttles). ``max_attempts`` counts the first attempt.
     ``deadline``: seconds a whole call may take, retries included (``None``: no limit).
+    ``limiter``: in adaptive mode, a ``RateLimiter`` to share with other clients (of one
+    account and region, whose calls EKS counts together); ``None``: the client's own.
+
+    In adaptive mode the rate limiter paces the retries of throttled attempts, so those
+    count neither in ``max_attempts`` nor against the retry ``quota``: a call gives up
+    after ``ADAPTIVE_THROTTLED_ATTEMPTS`` (10) throttled attempts, or ``max_attempts``
+    others, or at its ``deadline``.
     """
 
     mode: Literal["standard", "adaptive"] = "standard"
@@ -149,10 +160,13 @@ class RetryConfig:
     #: retry quota. The budget counts the waits, not the requests' own time; ``deadline``
     #: bounds the whole call.
     iam_propagation: float | None = attrs.field(default=120.0, validator=_budget)
+    limiter: RateLimiter | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.mode not in ("standard", "adaptive"):
             raise ValueError(f"mode must be 'standard' or 'adaptive', not {self.mode!r}")
+        if self.limiter is not None and self.mode != "adaptive":
+            raise ValueError("a limiter paces requests in adaptive mode only")
 
 
 # --- the test switch ------------------------------------------------------------------------
@@ -182,6 +196,10 @@ def instant() -> bool:
 
 
 # --- the retry quota ------------------------------------------------------------------------
+
+#: In adaptive mode, the throttled attempts a call may make (paced by the rate limiter;
+#: they count neither in ``max_attempts`` nor against the retry quota).
+ADAPTIVE_THROTTLED_ATTEMPTS: Final = 10
 
 RETRY_COST: Final = 5
 TIMEOUT_RETRY_COST: Final = 10
@@ -318,10 +336,22 @@ def _strategy_types() -> tuple[Any, Any, Any, Any]:
         def __init__(self, call: _Call, iam: IamBudget | None) -> None:
             self.call = call
             self.iam = iam
+            self.paced = call.options.retry.mode == "adaptive"
+            self.throttled = 0
 
         def __call__(self, state: tenacity.RetryCallState) -> bool:
             error = _error_of(state)
             if _free_skew_retry(error):
+                return False
+            if self.paced and classify(error) == "throttling":
+                # Adaptive mode: the limiter paces the retries of throttled attempts, so
+                # they have an allowance of their own instead of max_attempts.
+                self.throttled += 1
+                if self.throttled >= ADAPTIVE_THROTTLED_ATTEMPTS:
+                    logger.debug(
+                        "%s: throttled %d times, not retrying", self.call.op.name, self.throttled
+                    )
+                    return True
                 return False
             iam = self.iam
             if iam is not None and error is not None and is_iam_propagation(
@@ -333,6 +363,7 @@ def _strategy_types() -> tuple[Any, Any, Any, Any]:
                     )
                 return iam.spent
             counted = state.attempt_number - (1 if self.call.skew_retried else 0)
+            counted -= self.throttled
             if iam is not None:
                 counted -= iam.retries
             return counted >= self.call.options.retry.max_attempts
@@ -347,6 +378,8 @@ def _strategy_types() -> tuple[Any, Any, Any, Any]:
             kind = classify(_error_of(state))
             if quota is None or kind is None:
                 return False
+            if kind == "throttling" and call.options.retry.mode == "adaptive":
+                return False  # paced by the rate limiter instead
             cost = quota.acquire(kind)
             if cost is None:
                 logger.debug("%s: retry quota spent, not retrying", call.op.name)

@@ -47,6 +47,16 @@ def install_rate_limiter(client: Any, limiter: RateLimiter) -> None:
     client._shared.limiter = limiter
 
 
+def paced_limiter(rate: float, clock: Any = lambda: 0.0) -> RateLimiter:
+    """A limiter as if already throttled down to ``rate`` requests/s, with no token left
+    (on a clock that never moves, every acquire waits 1/rate seconds)."""
+    limiter = RateLimiter(clock=clock)
+    limiter._window = None
+    limiter._set(rate, clock(), "set by a test", None)
+    limiter._tokens = 0.0
+    return limiter
+
+
 def clock_offset(client: Any) -> float:
     """Seconds the client adds to its clock when signing (its clock-skew correction)."""
     return float(client._shared.clock_offset)

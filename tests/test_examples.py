@@ -23,7 +23,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from eks_async import ConfigurationError, EKSClient, RetryConfig, WaiterConfig, instant_retries
+from eks_async import (
+    ConfigurationError,
+    EKSClient,
+    RetryConfig,
+    WaiterConfig,
+    instant_retries,
+    set_instant_retries,
+)
 from eks_async.testing import (
     TEST_ACCESS_KEY_ID,
     TEST_REGION,
@@ -35,9 +42,13 @@ from eks_async.testing import (
     FaultRates,
     ManualClock,
 )
+from eks_async.testing._config import RateLimit
 from examples import batch_onboard
 from examples.batch_onboard import Assignment, Outcome, Report, Result, load_plan, onboard
 from examples.fastapi_app import create_app
+
+from ._virtual_time import run_virtual
+from .test_emulator_ratelimit import LoopClock
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/payments-api"
@@ -490,9 +501,14 @@ def test_batch_main_runs_a_plan_file_and_reruns_it(
     argv = [str(plan), "--region", TEST_REGION, "--concurrency", "2"]
 
     assert batch_onboard.main(argv) == 0
-    assert "2 service accounts: 2 created, 0 already present" in capsys.readouterr().out
-    assert batch_onboard.main(argv) == 0
-    assert "0 created, 2 already present" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 service accounts: 2 created, 0 already present" in out
+    # Adaptive mode by default: the rate achieved, as its rate limiter saw it.
+    assert "2 rows in " in out and "EKS answered " in out and "rate limit target" in out
+    assert batch_onboard.main([*argv, "--retry-mode", "standard"]) == 0
+    out = capsys.readouterr().out
+    assert "0 created, 2 already present" in out
+    assert "2 rows in " in out and "EKS answered" not in out
 
     plan.write_text(plan.read_text() + f"nowhere,team,api,{ROLE}\n")
     assert batch_onboard.main(argv) == 1
@@ -502,3 +518,43 @@ def test_batch_main_runs_a_plan_file_and_reruns_it(
     with pytest.raises(SystemExit) as exit_info:
         batch_onboard.main([str(tmp_path / "absent.json")])
     assert exit_info.value.code == 2
+
+
+async def _paced_batch() -> tuple[Report, batch_onboard.Pace, int]:
+    """120 rows, 32 at a time, into 20 calls/s (burst 10), in adaptive mode, on the
+    virtual-time loop (the emulator's buckets on the same clock)."""
+    loop = asyncio.get_running_loop()
+    emulator = EKSEmulator(
+        clock=LoopClock(loop), delays=Delays.none(), rate_limit=RateLimit(rate=20, burst=10)
+    )
+    emulator.add_cluster("alpha")
+    plan = [
+        Assignment(cluster="alpha", namespace="team", service_account=f"sa-{i:03d}",
+                   role_arn=ROLE)
+        for i in range(120)
+    ]
+    retry = batch_onboard.retry_config("adaptive")
+    wait = WaiterConfig(min_delay=1.0, max_delay=10.0, max_wait=120.0, jitter=False,
+                        clock=loop.time)
+    async with emulator.client(retry=retry) as eks:
+        start = loop.time()
+        report = await onboard(eks, plan, concurrency=32, wait=wait)
+        pace = batch_onboard.Pace(rows=120, seconds=loop.time() - start, limiter=retry.limiter)
+    throttled = sum(emulator.calls(op).throttled for op in (
+        "ListPodIdentityAssociations", "CreatePodIdentityAssociation",
+        "DescribePodIdentityAssociation",
+    ))
+    return report, pace, throttled
+
+
+def test_batch_in_adaptive_mode_runs_at_the_rate_limit() -> None:
+    with instant_retries():
+        set_instant_retries(False)  # backoff and pacing sleep, on virtual time
+        report, pace, throttled = run_virtual(_paced_batch())
+    assert report.ok and len(report.created) == 120
+    limiter = pace.limiter
+    assert limiter is not None and limiter.throttles == throttled
+    calls = limiter.admitted + limiter.throttles
+    assert throttled <= 0.05 * calls
+    assert limiter.admitted / pace.seconds >= 0.9 * 20  # about the limit
+    assert "120 rows in" in pace.summary() and "throttled" in pace.summary()

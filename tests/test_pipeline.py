@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 import eks_async
-from eks_async import RetryConfig, RetryEvent, WaiterConfig
-from eks_async._ratelimit import RateLimiter
+from eks_async import RateLimiter, RetryConfig, RetryEvent, WaiterConfig
 
+from . import _internals
 from ._answers import Script
 from ._answers import error_answer as _error
 from ._answers import ok_answer as _ok
@@ -195,11 +195,7 @@ async def test_views_share_the_rate_limiter_and_the_token_cache() -> None:
 def _frozen_limiter(rate: float) -> RateLimiter:
     """A limiter already throttled to ``rate`` requests/s whose clock never moves, so its
     bucket never refills by itself: every acquire waits 1/rate seconds."""
-    limiter = RateLimiter(clock=lambda: 0.0)
-    limiter._enabled = True
-    limiter._set_rate(rate)
-    limiter._tokens = 0.0
-    return limiter
+    return _internals.paced_limiter(rate)
 
 
 async def test_deadline_bounds_a_call_that_is_being_rate_limited() -> None:

@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 import eks_async
 from eks_async._auth.credentials import Credentials
 from eks_async._core import RetryEvent
-from eks_async._ratelimit import RateLimiter
 from eks_async._retry import (
     THROTTLING_CODES,
     RetryConfig,
@@ -395,27 +394,6 @@ async def test_cancelling_calls_mid_backoff_leaves_nothing_behind() -> None:
 
 
 # --- adaptive mode --------------------------------------------------------------------------
-
-
-def test_rate_limiter_slows_on_throttles_and_recovers() -> None:
-    now = [1000.0]
-    limiter = RateLimiter(clock=lambda: now[0])
-    for _ in range(40):  # 20 requests per second, all fine: no pacing yet
-        now[0] += 0.05
-        limiter.update(throttled=False)
-    assert not limiter.enabled
-    now[0] += 0.05
-    limiter.update(throttled=True)
-    assert limiter.enabled
-    throttled_rate = limiter.rate
-    assert throttled_rate < 20
-    rates = []
-    for _ in range(100):
-        now[0] += 0.1
-        limiter.update(throttled=False)
-        rates.append(limiter.rate)
-    assert rates[-1] > throttled_rate
-    assert max(rates) >= 19  # back to about the rate at which throttling began
 
 
 async def test_adaptive_mode_paces_requests_once_throttled() -> None:
