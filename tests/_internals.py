@@ -47,13 +47,13 @@ def install_rate_limiter(client: Any, limiter: RateLimiter) -> None:
     client._shared.limiter = limiter
 
 
-def paced_limiter(rate: float, clock: Any = lambda: 0.0) -> RateLimiter:
-    """A limiter as if already throttled down to ``rate`` requests/s, with no token left
-    (on a clock that never moves, every acquire waits 1/rate seconds)."""
+def paced_limiter(rate: float, clock: Any = lambda: 0.0, tokens: float = 0.0) -> RateLimiter:
+    """A limiter as if already throttled down to ``rate`` requests/s, with ``tokens`` left
+    (on a clock that never moves, every acquire past them waits 1/rate seconds)."""
     limiter = RateLimiter(clock=clock)
     limiter._window = None
     limiter._set(rate, clock(), "set by a test", None)
-    limiter._tokens = 0.0
+    limiter._tokens = tokens
     return limiter
 
 

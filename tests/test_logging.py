@@ -17,7 +17,6 @@ import pytest
 
 import eks_async
 from eks_async import _telemetry
-from eks_async._ratelimit import RateLimiter
 from eks_async.testing import Delays, EKSEmulator, Exchange, Fault, ManualClock
 
 from . import _internals
@@ -131,9 +130,9 @@ async def test_a_dropped_connection_is_an_attempt_without_an_answer(
 async def test_a_wait_for_the_client_side_rate_limit_is_a_line(
     debug: pytest.LogCaptureFixture,
 ) -> None:
-    now = [1000.0]
-    limiter = RateLimiter(clock=lambda: now[0])
-    limiter.update(throttled=True)
+    # Paced at 1000 requests/s on a clock that stands still, with one token left: the
+    # first call takes it, the second waits a millisecond for the next.
+    limiter = _internals.paced_limiter(1000.0, tokens=1.0)
     waits: list[eks_async.RetryEvent] = []
     async with _emulator([]).client(
         retry=eks_async.RetryConfig(mode="adaptive"), on_retry=waits.append

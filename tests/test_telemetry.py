@@ -25,7 +25,6 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import eks_async
 from eks_async import _telemetry
-from eks_async._ratelimit import RateLimiter
 from eks_async.testing import (
     TEST_ACCESS_KEY_ID,
     TEST_SECRET_ACCESS_KEY,
@@ -209,9 +208,9 @@ async def test_a_dropped_connection_is_an_attempt_without_a_status(
 
 
 async def test_a_rate_limiter_wait_is_a_retry_event(spans: InMemorySpanExporter) -> None:
-    now = [1000.0]
-    limiter = RateLimiter(clock=lambda: now[0])
-    limiter.update(throttled=True)  # throttled once: requests are paced from now on
+    # Paced at 1000 requests/s on a clock that stands still, with one token left: the
+    # first call takes it, the second waits a millisecond for the next.
+    limiter = _internals.paced_limiter(1000.0, tokens=1.0)
     async with _emulator().client(retry=eks_async.RetryConfig(mode="adaptive")) as eks:
         _internals.install_rate_limiter(eks, limiter)
         await eks.list_clusters()  # the bucket's one token
