@@ -237,25 +237,9 @@ async def _idp(session: Session) -> None:
             )
             if args.wait:
                 assert out.update is not None and out.update.id
-                what = f"update {out.update.id} of cluster {cluster} was started"
-
-                def show() -> None:
-                    emit(fmt, "AssociateIdentityProviderConfig", out)
-
-                await session.waiting(
-                    what, ["update", "wait", "--cluster-name", cluster, "--update-id",
-                           out.update.id],
-                    waiters.update_successful(
-                        cluster_name=cluster, update_id=out.update.id,
-                        config=session.config(UPDATE_DEFAULTS), on_progress=progress),
-                    show,
-                )
-                await session.waiting(
-                    what, idp_resume,
-                    waiters.identity_provider_config_active(
-                        cluster_name=cluster, name=args.name,
-                        config=session.config(UPDATE_DEFAULTS), on_progress=progress),
-                    show,
+                await _follow_idp_update(
+                    session, eks, out.update.id, idp_resume, deleted=False,
+                    show=lambda: emit(fmt, "AssociateIdentityProviderConfig", out),
                 )
             emit(fmt, "AssociateIdentityProviderConfig", out)
         elif args.action == "describe":
@@ -278,25 +262,9 @@ async def _idp(session: Session) -> None:
             )
             if args.wait:
                 assert out_d.update is not None and out_d.update.id
-                what = f"update {out_d.update.id} of cluster {cluster} was started"
-
-                def show_d() -> None:
-                    emit(fmt, "DisassociateIdentityProviderConfig", out_d)
-
-                await session.waiting(
-                    what, ["update", "wait", "--cluster-name", cluster, "--update-id",
-                           out_d.update.id],
-                    waiters.update_successful(
-                        cluster_name=cluster, update_id=out_d.update.id,
-                        config=session.config(UPDATE_DEFAULTS), on_progress=progress),
-                    show_d,
-                )
-                await session.waiting(
-                    what, [*idp_resume, "--deleted"],
-                    waiters.identity_provider_config_deleted(
-                        cluster_name=cluster, name=args.name,
-                        config=session.config(UPDATE_DEFAULTS), on_progress=progress),
-                    show_d,
+                await _follow_idp_update(
+                    session, eks, out_d.update.id, idp_resume, deleted=True,
+                    show=lambda: emit(fmt, "DisassociateIdentityProviderConfig", out_d),
                 )
             emit(fmt, "DisassociateIdentityProviderConfig", out_d)
         elif args.action == "wait":
@@ -316,6 +284,46 @@ async def _idp(session: Session) -> None:
                         cluster_name=cluster, name=args.name,
                         config=session.config(UPDATE_DEFAULTS), on_progress=progress),
                 ))
+
+
+async def _follow_idp_update(
+    session: Session,
+    eks: EKSClient,
+    update_id: str,
+    idp_resume: list[str],
+    *,
+    deleted: bool,
+    show: Callable[[], None],
+) -> None:
+    """Follow an identity provider config's update to Successful, then wait until the
+    config is active (``deleted``: gone); a wait cut short shows ``show()``'s output and
+    the command that resumes it."""
+    cluster = session.args.cluster_name
+    what = f"update {update_id} of cluster {cluster} was started"
+    config = session.config(UPDATE_DEFAULTS)
+    waiters = eks.waiters
+    await session.waiting(
+        what, ["update", "wait", "--cluster-name", cluster, "--update-id", update_id],
+        waiters.update_successful(
+            cluster_name=cluster, update_id=update_id, config=config,
+            on_progress=session.progress),
+        show,
+    )
+    name = session.args.name
+    if deleted:
+        await session.waiting(
+            what, [*idp_resume, "--deleted"],
+            waiters.identity_provider_config_deleted(
+                cluster_name=cluster, name=name, config=config, on_progress=session.progress),
+            show,
+        )
+    else:
+        await session.waiting(
+            what, idp_resume,
+            waiters.identity_provider_config_active(
+                cluster_name=cluster, name=name, config=config, on_progress=session.progress),
+            show,
+        )
 
 
 async def _update(session: Session) -> None:

@@ -12,7 +12,7 @@
    griffe reads it: what the reference shows. ``#:`` comments document constants and
    fields, as the site reads them (the griffe_sphinx extension).
 3. The guides' ```` ```python ```` blocks type-check under ``mypy --strict``, each as the
-   body of an ``async def`` (the mechanism of tests/test_readme.py): a block may use
+   body of an ``async def`` (the mechanism of tests/_typecheck.py): a block may use
    ``eks: eks_async.EKSClient`` and ``role: str`` without defining them. Other libraries
    without type hints (aiobotocore, boto3) are ``Any`` to the check (``import-untyped`` is
    off); everything of eks_async is checked.
@@ -36,17 +36,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_readme import _ERROR, _FENCE, _HEADING, Block
+from tests._typecheck import Block, mypy_errors, page_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 GUIDES = sorted((DOCS / "guides").glob("*.md"))
 PUBLIC_MODULES = ("eks_async", "eks_async.testing", "eks_async.kubernetes", "eks_async.eks_auth")
 API_REFERENCE = "https://docs.aws.amazon.com/eks/latest/APIReference/API_{}.html"
-
-#: What a guide's block may use without defining it (see the module docstring).
-PRELUDE = "import eks_async\n"
-PARAMETERS = "eks: eks_async.EKSClient, role: str"
 
 
 def _have(module: str) -> bool:
@@ -200,29 +196,11 @@ def test_every_public_name_method_and_property_has_a_docstring() -> None:
 # --- 3. the guides' examples ---------------------------------------------------------------
 
 
-_ANY_FENCE = re.compile(r"^```.*?^```", re.S | re.M)
-
-
-def _page_blocks(text: str) -> list[Block]:
-    """The page's ```python blocks, each named after the heading above it (as README blocks
-    are), where a ``# comment`` line inside a code block is not a heading."""
-    masked = _ANY_FENCE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
-    blocks: list[Block] = []
-    used: dict[str, int] = {}
-    for match in _FENCE.finditer(text):
-        headings = _HEADING.findall(masked, 0, match.start())
-        slug = re.sub(r"[^a-z0-9]+", "-", (headings[-1] if headings else "top").lower()).strip("-")
-        used[slug] = used.get(slug, 0) + 1
-        name = slug if used[slug] == 1 else f"{slug}-{used[slug]}"
-        blocks.append(Block(name, text.count("\n", 0, match.start(1)) + 1, match.group(1)))
-    return blocks
-
-
 def _blocks() -> list[tuple[str, Block]]:
     """(page, block) for every ```python block of docs/*.md and docs/guides/*.md."""
     found: list[tuple[str, Block]] = []
     for page in [*sorted(DOCS.glob("*.md")), *GUIDES]:
-        for block in _page_blocks(page.read_text(encoding="utf-8")):
+        for block in page_blocks(page.read_text(encoding="utf-8")):
             found.append((str(page.relative_to(ROOT)), block))
     return found
 
@@ -230,55 +208,11 @@ def _blocks() -> list[tuple[str, Block]]:
 BLOCKS = _blocks()
 
 
-def _module_of(blocks: list[tuple[str, Block]]) -> tuple[str, dict[int, tuple[str, int]]]:
-    """The module to type-check, and its line numbers mapped to (block id, page line)."""
-    lines = PRELUDE.splitlines()
-    where: dict[int, tuple[str, int]] = {}
-    for index, (page, block) in enumerate(blocks):
-        lines += ["", "", f"async def _block_{index}({PARAMETERS}) -> None:"]
-        for offset, line in enumerate(block.source.splitlines()):
-            lines.append(f"    {line}" if line.strip() else "")
-            where[len(lines)] = (f"{page}::{block.id}", block.line + offset)
-    return "\n".join(lines) + "\n", where
-
-
-@functools.cache
-def _mypy_errors(directory: str) -> dict[str, list[str]]:
-    source, where = _module_of(BLOCKS)
-    path = Path(directory) / "docs_examples.py"
-    path.write_text(source, encoding="utf-8")
-    env = {**os.environ, "MYPYPATH": str(ROOT)}  # this checkout's eks_async, not another
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary",
-         "--disable-error-code", "import-untyped", str(path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    errors: dict[str, list[str]] = {}
-    for match in _ERROR.finditer(result.stdout):
-        file, line, kind, text = match.group(1), int(match.group(2)), match.group(3), match.group(4)
-        if kind != "error":
-            continue
-        if Path(file).name != path.name:
-            errors.setdefault("<module>", []).append(match.group(0))
-            continue
-        block_id, page_line = where.get(line, ("", 0))
-        if not block_id:
-            errors.setdefault("<module>", []).append(f"line {line}: {text}")
-        else:
-            page = block_id.split("::")[0]
-            errors.setdefault(block_id, []).append(f"{page}:{page_line}: {text}")
-    if result.returncode not in (0, 1) or (result.returncode == 1 and not errors):
-        errors.setdefault("<mypy>", []).append(result.stdout + result.stderr)
-    return errors
-
-
 @pytest.fixture(scope="module")
 def errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
-    return _mypy_errors(str(tmp_path_factory.mktemp("docs")))
+    # aiobotocore and boto3 have no type hints: Any to the check, not an error.
+    path = tmp_path_factory.mktemp("docs") / "docs_examples.py"
+    return mypy_errors(BLOCKS, path, ["--disable-error-code", "import-untyped"])
 
 
 def test_every_guide_has_python_examples() -> None:
@@ -308,7 +242,7 @@ ROLE = "arn:aws:iam::123456789012:role/docs"
 
 @pytest.mark.parametrize(
     "block",
-    [pytest.param(b, id=b.id) for b in _page_blocks(EMULATOR_GUIDE.read_text(encoding="utf-8"))],
+    [pytest.param(b, id=b.id) for b in page_blocks(EMULATOR_GUIDE.read_text(encoding="utf-8"))],
 )
 async def test_the_emulator_guide_example_runs(block: Block) -> None:
     # Each block runs as a module of its own (top-level await allowed), with ``role`` given;
