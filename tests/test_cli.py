@@ -107,6 +107,16 @@ def test_identity_provider_and_update_commands(
                          "--name", "okta", "--wait")
     assert code == 0, err
     assert "identity_provider_config_deleted" in err
+    # associate --wait follows the update to Successful, then waits until the config is ACTIVE.
+    code, out, err = run(capsys, *base, "idp", "associate", "--cluster-name", "prod",
+                         "--name", "okta2", "--issuer-url", "https://example.okta.com",
+                         "--client-id", "kubernetes", "--wait")
+    assert code == 0, err
+    assert json.loads(out)["update"]["type"] == "AssociateIdentityProviderConfig"
+    assert "update_successful: Successful" in err
+    assert "identity_provider_config_active" in err
+    code, out, _ = run(capsys, *base, "idp", "describe", "--cluster-name", "prod", "--name", "okta2")
+    assert json.loads(out)["identityProviderConfig"]["oidc"]["status"] == "ACTIVE"
 
 
 def test_call_any_operation_and_errors(
