@@ -335,9 +335,27 @@ def _smooth(values: list[float], n: int) -> list[float]:
     return out
 
 
+def _cell(text: str) -> tuple[float, int, int]:
+    """``RATE/CALLSxCONCURRENCY``, e.g. ``2/60x8``."""
+    rate, _, rest = text.partition("/")
+    calls, _, concurrency = rest.partition("x")
+    return float(rate), int(calls), int(concurrency)
+
+
+def _client(text: str) -> tuple[str, str]:
+    """``KIND/MODE``, e.g. ``eks_async/adaptive``."""
+    kind, _, mode = text.partition("/")
+    if (kind, mode) not in CLIENTS:
+        raise SystemExit(f"unknown client {text!r}")
+    return kind, mode
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="two cells: about 4 minutes")
+    # Hidden: a subset, e.g. --cells 2/60x8,2/60x512 --clients eks_async/adaptive
+    parser.add_argument("--cells", help=argparse.SUPPRESS)
+    parser.add_argument("--clients", help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -354,9 +372,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = child_env()
     rows: list[dict[str, Any]] = []
     cells = QUICK_CELLS if args.quick else CELLS
+    if args.cells:
+        cells = tuple(_cell(c) for c in args.cells.split(","))
+    clients = CLIENTS
+    if args.clients:
+        clients = tuple(_client(c) for c in args.clients.split(","))
     started = time.perf_counter()
     for n, (rate, calls, concurrency) in enumerate(cells):
-        for kind, mode in CLIENTS:
+        for kind, mode in clients:
             row = run_cell(rate, calls, concurrency, kind, mode, env, chart=n == 0)
             rows.append(row)
             print(

@@ -65,6 +65,9 @@ RECOVER_CALLS: Final = 10.0
 NUDGE: Final = 0.99
 #: The target is this fraction under a good estimate.
 MARGIN: Final = 0.01
+#: The rates that fit the answers since a throttle, lowest to highest, within this
+#: ratio of each other make an estimate.
+BRACKET: Final = 1.3
 #: Tokens added to the admitted count (the bucket's fraction at either throttle).
 SLACK: Final = 1.0
 #: Fewer requests admitted between two throttles make no estimate.
@@ -78,12 +81,12 @@ MEASURE_SECONDS: Final = 2.0
 #: How far back a throttle may be to start an estimate: at least this many seconds...
 HORIZON_SECONDS: Final = 6.0
 #: ...or this many successes at the target, whichever is longer.
-HORIZON_CALLS: Final = 40.0
+HORIZON_CALLS: Final = 100.0
 #: Before the first throttle: how fast the first target climbs (doubling every this many
 #: seconds) until a second throttle gives an estimate.
 STARTUP_DOUBLING: Final = 0.5
 #: ...or the time of this many requests at the first target, whichever is longer.
-STARTUP_CALLS: Final = 5.0
+STARTUP_CALLS: Final = 2.0
 
 
 class RateLimiter:
@@ -104,6 +107,11 @@ class RateLimiter:
         # Slow start: None once throttled.
         self._window: float | None = float(initial_window)
         self._in_flight = 0
+        # Send times of the requests in flight during slow start, and the slots of
+        # answered ones held back until every request sent with them is answered too.
+        self._flying: deque[float] = deque()
+        self._parked = 0
+        self._parked_from, self._parked_to = math.inf, -math.inf
         self._queue: deque[asyncio.Future[bool]] = deque()
         # Pacing, once throttled.
         self._target: float | None = None
@@ -182,12 +190,12 @@ class RateLimiter:
         """
         window = self._window
         if window is not None:
-            if self._in_flight < window and not self._queue:
+            if self._in_flight + self._parked < window and not self._queue:
                 self._in_flight += 1
-                return self._note_send()
+                return self._fly(self._note_send())
             slot = await self._wait_for_window(on_wait)
             if self._window is not None:  # still slow start: a slot was handed over
-                return self._note_send()
+                return self._fly(self._note_send())
             if slot:  # handed over before the first throttle, which came since: paced
                 self._in_flight -= 1
         self._in_flight += 1
@@ -198,16 +206,50 @@ class RateLimiter:
             raise
         return self._note_send()
 
-    def release(self) -> None:
-        """A request acquired earlier is done (answered, failed or cancelled)."""
-        queue = self._queue
-        window = self._window
-        while queue and window is not None and self._in_flight <= window:
-            waiter = queue.popleft()
-            if not waiter.done():
-                waiter.set_result(True)  # the slot passes to the waiter
-                return
+    def release(self, sent: float | None = None) -> None:
+        """A request acquired earlier is done (answered, failed or cancelled).
+
+        ``sent``: what ``acquire`` returned for it. Before the first throttle, the slot of
+        a request answered while another sent about when it was is still in flight is
+        held back until that one is answered too: its answer may be the throttle that
+        says the bucket is empty, and a request sent meanwhile would find it empty too.
+        """
+        flying = self._flying
+        if self._window is not None and flying:
+            if sent is None:
+                flying.popleft()
+            else:
+                with contextlib.suppress(ValueError):
+                    flying.remove(sent)
+            if sent is not None:
+                now = self._clock()
+                start = 2.0 * sent - now  # a round trip before it was sent
+                if any(start <= t <= now for t in flying):
+                    self._in_flight -= 1
+                    self._parked += 1
+                    self._parked_from = min(self._parked_from, start)
+                    self._parked_to = max(self._parked_to, now)
+                    return
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        """A slot is free: to the waiters in line, as far as the window has room."""
         self._in_flight -= 1
+        if self._window is None:
+            return
+        if self._parked:
+            start, end = self._parked_from, self._parked_to
+            if any(start <= t <= end for t in self._flying):
+                return
+            self._parked = 0
+            self._parked_from, self._parked_to = math.inf, -math.inf
+        if self._queue:
+            self._grant()
+
+    def _fly(self, sent: float) -> float:
+        if self._window is not None:
+            self._flying.append(sent)
+        return sent
 
     async def _wait_for_window(self, on_wait: Callable[[float, str], None] | None) -> bool:
         """Wait in line for a slot of the window: True when one was handed over, False
@@ -219,7 +261,7 @@ class RateLimiter:
             slot = await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled() and waiter.result():
-                self.release()  # a slot handed over to a caller that is gone
+                self._free_slot()  # a slot handed over to a caller that is gone
             raise
         waited = self._clock() - start
         self.delayed += 1
@@ -282,9 +324,7 @@ class RateLimiter:
                 self._prune(oks, now, MEASURE_SECONDS)
             window = self._window
             if window is not None:
-                self._window = window + 1.0
-                if self._queue:
-                    self._grant()
+                self._window = window + 1.0  # its room is given out on release
             return
         self.throttles += 1
         when = now if sent is None else sent
@@ -298,8 +338,15 @@ class RateLimiter:
             return
         current = self._current_target(now)
         estimate, whole, admitted = self._estimate(when)
+        bracket = None
+        if self._fresh:
+            bracket = self._bracket(self._fresh[0], when, 4.0 * max(current, estimate or 0.0))
         plateau = 0.0
-        if estimate is None or admitted < MIN_ADMITTED:
+        if bracket is not None and bracket[1] <= BRACKET * bracket[0]:
+            # The answers pin the rate down: just under the middle of what fits them.
+            estimate = (bracket[0] + bracket[1]) / 2.0
+            new = min(estimate * (1.0 - MARGIN), current * NUDGE)
+        elif estimate is None or admitted < MIN_ADMITTED:
             # Too few requests since the last throttle for an estimate (but a bound):
             # step down, then back to just under where the throttle came.
             bound = math.inf if estimate is None else estimate
@@ -325,6 +372,8 @@ class RateLimiter:
         self._burst = burst
         self._fresh.append(when)
         self._window = None
+        self._flying.clear()
+        self._parked = 0
         self._startup = True
         queue, self._queue = self._queue, deque()
         for waiter in queue:  # they go on to be paced
@@ -376,6 +425,64 @@ class RateLimiter:
                 level -= 1.0
         return estimate, True, admitted
 
+    def _bracket(self, first: float, when: float, top: float) -> tuple[float, float] | None:
+        """The rates a bucket of the burst seen could have that fit every answer since the
+        throttle at ``first``: ``(low, high)``, or None when none fits.
+
+        Replayed in send times from ``first`` (where it held less than a token): every
+        throttled request found less than a token (``high``), every other one found one
+        (``low``; requests not answered yet count as admitted). ``high`` is ``inf`` when
+        even ``top`` fits.
+        """
+        sent: dict[float, int] = {}
+        for t in self._sends:
+            if first < t <= when:
+                sent[t] = sent.get(t, 0) + 1
+        throttled: dict[float, int] = {}
+        for t in self._throttled:
+            if first < t <= when:
+                throttled[t] = throttled.get(t, 0) + 1
+        events = [(t, n - min(n, throttled.get(t, 0)), min(n, throttled.get(t, 0)))
+                  for t, n in sent.items()]
+        burst = self._burst
+
+        def under(rate: float) -> bool:  # no throttled request found a token
+            level, last = 0.0, first
+            for t, ok, thr in events:
+                level = min(burst, level + (t - last) * rate) - ok
+                last = t
+                if thr and level >= 1.0:
+                    return False
+            return True
+
+        def enough(rate: float) -> bool:  # every admitted one found one
+            level, last = 1.0, first
+            for t, ok, _ in events:
+                level = min(burst, level + (t - last) * rate) - ok
+                last = t
+                if level < -1e-9:
+                    return False
+            return True
+
+        low, high = MIN_RATE, top
+        if not under(low) or not enough(high):
+            return None
+        if not enough(low):
+            hi = high
+            for _ in range(24):
+                mid = (low + hi) / 2
+                low, hi = (low, mid) if enough(mid) else (mid, hi)
+            low = hi
+        if under(high):
+            high = math.inf
+        else:
+            lo = MIN_RATE
+            for _ in range(24):
+                mid = (lo + high) / 2
+                lo, high = (mid, high) if under(mid) else (lo, mid)
+            high = lo
+        return (low, high) if low <= high else None
+
     def _set(
         self, rate: float, now: float, why: str, estimate: float | None,
         old: float | None = None,
@@ -425,7 +532,7 @@ class RateLimiter:
         """Wake waiters the grown window now has room for."""
         queue = self._queue
         window = self._window
-        while queue and window is not None and self._in_flight < window:
+        while queue and window is not None and self._in_flight + self._parked < window:
             waiter = queue.popleft()
             if not waiter.done():
                 self._in_flight += 1
