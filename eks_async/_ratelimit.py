@@ -68,6 +68,8 @@ MARGIN: Final = 0.01
 #: The rates that fit the answers since a throttle, lowest to highest, within this
 #: ratio of each other make an estimate.
 BRACKET: Final = 1.3
+#: ...and within this ratio, one good enough to hold a while before probing.
+SETTLED: Final = 1.1
 #: Tokens added to the admitted count (the bucket's fraction at either throttle).
 SLACK: Final = 1.0
 #: Fewer requests admitted between two throttles make no estimate.
@@ -76,6 +78,10 @@ MIN_ADMITTED: Final = 4
 PROBE_SECONDS: Final = 10.0
 #: ...or the time of this many requests at the target, whichever is longer.
 PROBE_CALLS: Final = 200.0
+#: Probing starts this many requests' time after a throttle that gave a good estimate...
+SETTLE_CALLS: Final = 50.0
+#: ...or after this many seconds, whichever is shorter.
+SETTLE_SECONDS: Final = 30.0
 #: The window of successes for ``measured_rate``, in seconds.
 MEASURE_SECONDS: Final = 2.0
 #: How far back a throttle may be to start an estimate: at least this many seconds...
@@ -132,6 +138,8 @@ class RateLimiter:
         self._plateau = 0.0
         self._since = 0.0
         self._startup = False
+        self._settled = False
+        self._searching = False
         self._burst = 1.0
         #: Answers seen: admitted (anything but a throttle), and throttled.
         self.admitted = 0
@@ -342,10 +350,18 @@ class RateLimiter:
         if self._fresh:
             bracket = self._bracket(self._fresh[0], when, 4.0 * max(current, estimate or 0.0))
         plateau = 0.0
-        if bracket is not None and bracket[1] <= BRACKET * bracket[0]:
+        settled = searching = False
+        if whole and admitted >= MIN_ADMITTED and estimate is not None:
+            new = min(estimate * (1.0 - MARGIN), current * NUDGE)
+            settled = True
+        elif bracket is not None and bracket[1] <= BRACKET * bracket[0]:
             # The answers pin the rate down: just under the middle of what fits them.
             estimate = (bracket[0] + bracket[1]) / 2.0
             new = min(estimate * (1.0 - MARGIN), current * NUDGE)
+            settled = bracket[1] <= SETTLED * bracket[0]
+            if not settled:  # climb to the top of it soon, slowly, for a closer one
+                plateau = bracket[1] * (1.0 - MARGIN)
+                searching = True
         elif estimate is None or admitted < MIN_ADMITTED:
             # Too few requests since the last throttle for an estimate (but a bound):
             # step down, then back to just under where the throttle came.
@@ -363,6 +379,8 @@ class RateLimiter:
         self._fresh.append(when)
         self._set(new, now, "throttled", estimate, current)
         self._plateau = plateau
+        self._settled = settled
+        self._searching = searching
 
     def _first_throttle(self, now: float, when: float) -> None:
         # The burst just spent says little of the rate: start at the requests sent in
@@ -518,10 +536,17 @@ class RateLimiter:
             plateau = self._plateau
             recover = max(RECOVER_SECONDS, RECOVER_CALLS / base) if plateau > base else 0.0
             if elapsed < recover:
-                grown = plateau - (plateau - base) * math.pow(1.0 - elapsed / recover, 3)
+                if self._searching:  # evenly: a throttle on the way is a close bound
+                    grown = base + (plateau - base) * elapsed / recover
+                else:
+                    grown = plateau - (plateau - base) * math.pow(1.0 - elapsed / recover, 3)
             else:
                 period = max(PROBE_SECONDS, PROBE_CALLS / base)
-                grown = max(plateau, base) * (1.0 + math.pow((elapsed - recover) / period, 3))
+                if self._settled:  # just under a good estimate: hold it a while first
+                    recover = min(SETTLE_SECONDS, SETTLE_CALLS / base)
+                grown = max(plateau, base) * (
+                    1.0 + math.pow(max(0.0, elapsed - recover) / period, 3)
+                )
         if grown <= base:
             return base
         self._prune(self._recent, now, MEASURE_SECONDS)
