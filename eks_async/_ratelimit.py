@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 from collections import deque
@@ -381,6 +382,25 @@ class RateLimiter:
         self._plateau = plateau
         self._settled = settled
         self._searching = searching
+        # The bucket has been filling since the last request it took, not since the
+        # throttle: the next request goes a step after that one, so a throttle costs
+        # none of the service's time, however small its bucket. (Unless that step had
+        # passed already when the throttled request was sent: the target is too high.)
+        last = self._last_admitted()
+        if last is not None and (when - last) * self._base < 1.0:
+            self._tokens = min(1.0, max(self._tokens, (now - last) * self._base))
+
+    def _last_admitted(self) -> float | None:
+        """The send time of the last request not known to be throttled."""
+        throttled: dict[float, int] = {}
+        for t in itertools.islice(reversed(self._throttled), 64):
+            throttled[t] = throttled.get(t, 0) + 1
+        for t in reversed(self._sends):
+            left = throttled.get(t, 0)
+            if not left:
+                return t
+            throttled[t] = left - 1
+        return None
 
     def _first_throttle(self, now: float, when: float) -> None:
         # The burst just spent says little of the rate: start at the requests sent in
