@@ -125,6 +125,7 @@ class RateLimiter:
         self._tokens = 0.0
         self._refilled = 0.0
         self._lock = asyncio.Lock()
+        self._napping: asyncio.Future[bool] | None = None
         self._paused_until = -math.inf
         # Learning: answer times of admitted requests (MEASURE_SECONDS); send times of
         # requests (MEASURE_SECONDS, and the horizon), of throttled ones, and of the
@@ -281,7 +282,7 @@ class RateLimiter:
 
     async def _pace(self, on_wait: Callable[[float, str], None] | None) -> None:
         async with self._lock:
-            now = self._clock()
+            now = start = self._clock()
             target = self._refill(now)
             wait = max((1.0 - self._tokens) / target, self._paused_until - now, 0.0)
             if wait > 0:
@@ -289,11 +290,40 @@ class RateLimiter:
                 self.delay_total += wait
                 if on_wait is not None:
                     on_wait(wait, f"{target:.2f} requests/s allowed")
-                from ._retry import sleep
-
-                await sleep(wait)
+                while await self._nap(wait):
+                    # A throttle changed the pace meanwhile: wait what is left by it.
+                    now = self._clock()
+                    target = self._refill(now)
+                    left = max((1.0 - self._tokens) / target, self._paused_until - now, 0.0)
+                    self.delay_total += left - max(0.0, wait - (now - start))
+                    if left <= 0:
+                        break
+                    wait, start = left, now
                 self._refill(self._clock())
             self._tokens = max(0.0, self._tokens - 1.0)
+
+    async def _nap(self, seconds: float) -> bool:
+        """Sleep ``seconds``; True when a throttle cut it short (see ``_wake``)."""
+        from . import _retry
+
+        if _retry._instant:
+            await _retry.sleep(seconds)
+            return False
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, woken, False)
+        self._napping = woken
+        try:
+            return await woken
+        finally:
+            timer.cancel()
+            self._napping = None
+
+    def _wake(self) -> None:
+        """Wake the request sleeping for its turn: the pace has changed."""
+        napping = self._napping
+        if napping is not None:
+            _resolve(napping, True)
 
     def _refill(self, now: float) -> float:
         target = self._current_target(now)
@@ -340,6 +370,7 @@ class RateLimiter:
         self._throttled.append(when)
         if retry_after:
             self._paused_until = max(self._paused_until, now + retry_after)
+            self._wake()
         if when <= self._cut_at:
             return  # sent before the last decrease: already accounted for
         if self._target is None:
@@ -389,6 +420,7 @@ class RateLimiter:
         last = self._last_admitted()
         if last is not None and (when - last) * self._base < 1.0:
             self._tokens = min(1.0, max(self._tokens, (now - last) * self._base))
+        self._wake()
 
     def _last_admitted(self) -> float | None:
         """The send time of the last request not known to be throttled."""
@@ -588,3 +620,8 @@ class RateLimiter:
         limit = now - seconds
         while times and times[0] <= limit:
             times.popleft()
+
+
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
