@@ -17,7 +17,7 @@ calls failed, seconds. The emulator's counters are sampled every 0.25 s during t
 cell, for a chart of send rate and throttles over time (``results/throttle.png``, needs
 matplotlib: ``pip install 'eks-async[bench]'``). Results go to ``results/throttle.json``.
 
-Targets (issue 15), for eks_async adaptive: at least 0.95 of the limit, at most 0.05
+The goal, for eks_async adaptive: at least 0.95 of the limit, at most 0.05
 throttled answers per call, nothing failed.
 """
 
@@ -59,8 +59,8 @@ def burst_of(rate: float) -> int:
     return max(1, round(rate / 2))
 
 
-#: (rate, calls, concurrency). The first is issue 15's: 600 creates at 64 concurrent into
-#: 20/s with a burst of 10; the others are the corners of 2..200 requests/s and 8..512
+#: (rate, calls, concurrency). The first is the headline case: 600 creates at 64
+#: concurrent into 20/s with a burst of 10; the others are the corners of 2..200 requests/s and 8..512
 #: concurrent (and 20/s at 512), about 30 s of calls each.
 CELLS: tuple[tuple[float, int, int], ...] = (
     (20, 600, 64),

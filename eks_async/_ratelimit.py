@@ -9,25 +9,35 @@ of the service's token bucket instead:
    (it doubles every round trip). A sequential caller, or one with no more calls in flight
    than the window, never meets it: no lock, no sleep, no task. A burst of many concurrent
    calls reaches full width within a few round trips, so the first overshoot into an empty
-   bucket is about one window, not the whole burst.
+   bucket is about one window, not the whole burst. The slot of an answered request is
+   held back while another sent about when it was is still in flight: that one's answer
+   may be the throttle that says the bucket is empty.
 2. **First throttle.** The bucket is empty; what was sent in the second before is about
    its burst, so the first target is that many requests per second, doubling every
    ``STARTUP_DOUBLING`` seconds (or ``STARTUP_CALLS`` requests) until the next throttle.
-3. **Estimate.** Every throttle means the bucket was empty. Between two throttles it
-   admitted what it gained in between, give or take one token, so (admitted + 1) / seconds
-   is its rate, counted in send times (requests not answered yet count as admitted: a
-   throttle is answered at once, a success later). Replaying the sends against a bucket of
-   the estimated rate and burst tells whether the bucket could have filled up (then the
-   estimate is low and only bounds a step of ``HOLD``). A throttle of a request sent
-   before the last decrease is no news and changes nothing.
-4. **Hold.** With a good estimate the target goes to ``MARGIN`` under it; without one it
-   steps down by ``HOLD`` and climbs back within ``RECOVER_SECONDS`` to ``PLATEAU`` of
-   where the throttle came (as CUBIC does). A ``Retry-After`` pauses sending that long.
-5. **Probe.** While nothing is throttled the target climbs along a cubic: slowly at first,
-   doubled after ``PROBE_SECONDS`` (or ``PROBE_CALLS`` requests), so a limit that rose is
-   found again, while a target that fits is questioned only rarely (about once every
-   ``PROBE_CALLS`` requests). It never climbs past 1.5 times the rate actually sent: an
-   idle client does not build up a rate it never tried.
+3. **Estimate.** Every throttle means the bucket held less than a token when that request
+   came, every other answer that it held one. Replaying the requests sent since an
+   earlier throttle against a bucket of the burst seen gives the rates that fit all their
+   answers: the lowest at which every admitted request found a token, the highest at
+   which no throttled one did. With a bucket that never filled up in between, the count
+   says it too: it admitted what it gained, give or take one token, (admitted + 1) /
+   seconds. Counted in send times; requests not answered yet count as admitted. A
+   throttle of a request sent before the last decrease is no news and changes nothing.
+4. **Hold.** A close range (within ``SETTLED``), or a count: the target goes to ``MARGIN``
+   under it and stays there for ``SETTLE_CALLS`` requests' time. A wider range (within
+   ``BRACKET``): the target goes under its middle and climbs evenly to its top within
+   ``RECOVER_SECONDS`` (or ``RECOVER_CALLS`` requests), where a throttle gives a close one.
+   Nothing of either: it steps down by ``HOLD`` and climbs back within ``RECOVER_SECONDS``
+   to ``PLATEAU`` of where the throttle came (as CUBIC does). After a throttle the next
+   request goes one step after the last one the bucket took (not one step after the
+   throttle: so a throttle costs none of the service's time, however small its bucket),
+   and a request already waiting its turn is woken to wait by the new pace. A
+   ``Retry-After`` pauses sending that long.
+5. **Probe.** Then the target climbs along a cubic: slowly at first, doubled after
+   ``PROBE_SECONDS`` (or ``PROBE_CALLS`` requests, whichever is longer), so a limit that
+   rose is found again, while a target that fits is questioned only rarely. It never
+   climbs past 1.5 times the rate actually sent: an idle client does not build up a rate
+   it never tried.
 
 A limiter may be shared by several clients (one per cluster of one account and region):
 ``RetryConfig(mode="adaptive", limiter=RateLimiter())``. ``target_rate`` and
