@@ -93,6 +93,10 @@ PROBE_CALLS: Final = 200.0
 SETTLE_CALLS: Final = 50.0
 #: ...or after this many seconds, whichever is shorter.
 SETTLE_SECONDS: Final = 30.0
+#: Before the first throttle, a slot held back for a request in flight is given out
+#: anyway after this many round trips of the answered one, or this many seconds.
+PARK_ROUND_TRIPS: Final = 3.0
+PARK_SECONDS: Final = 0.05
 #: The window of successes for ``measured_rate``, in seconds.
 MEASURE_SECONDS: Final = 2.0
 #: How far back a throttle may be to start an estimate: at least this many seconds...
@@ -129,6 +133,7 @@ class RateLimiter:
         self._flying: deque[float] = deque()
         self._parked = 0
         self._parked_from, self._parked_to = math.inf, -math.inf
+        self._unpark_timer: asyncio.TimerHandle | None = None
         self._queue: deque[asyncio.Future[bool]] = deque()
         # Pacing, once throttled.
         self._target: float | None = None
@@ -249,8 +254,27 @@ class RateLimiter:
                     self._parked += 1
                     self._parked_from = min(self._parked_from, start)
                     self._parked_to = max(self._parked_to, now)
+                    if self._unpark_timer is None:
+                        # A throttle comes back about as fast as a success: one that is
+                        # much slower is not one, and frees the slots anyway.
+                        with contextlib.suppress(RuntimeError):
+                            self._unpark_timer = asyncio.get_running_loop().call_later(
+                                max(PARK_ROUND_TRIPS * (now - sent), PARK_SECONDS),
+                                self._unpark,
+                            )
                     return
         self._free_slot()
+
+    def _unpark(self) -> None:
+        """Give the held-back slots out again."""
+        timer, self._unpark_timer = self._unpark_timer, None
+        if timer is not None:
+            timer.cancel()
+        if self._parked:
+            self._parked = 0
+            self._parked_from, self._parked_to = math.inf, -math.inf
+            if self._queue:
+                self._grant()
 
     def _free_slot(self) -> None:
         """A slot is free: to the waiters in line, as far as the window has room."""
@@ -259,10 +283,9 @@ class RateLimiter:
             return
         if self._parked:
             start, end = self._parked_from, self._parked_to
-            if any(start <= t <= end for t in self._flying):
-                return
-            self._parked = 0
-            self._parked_from, self._parked_to = math.inf, -math.inf
+            if not any(start <= t <= end for t in self._flying):
+                self._unpark()
+            return
         if self._queue:
             self._grant()
 
@@ -453,7 +476,7 @@ class RateLimiter:
         self._fresh.append(when)
         self._window = None
         self._flying.clear()
-        self._parked = 0
+        self._unpark()
         self._startup = True
         queue, self._queue = self._queue, deque()
         for waiter in queue:  # they go on to be paced

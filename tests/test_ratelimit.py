@@ -218,6 +218,26 @@ def test_slow_start_passes_the_slot_on_when_the_others_are_admitted() -> None:
     assert done and window == 4  # one more per success, given out once both were in
 
 
+def test_a_slot_is_held_back_only_about_a_round_trip() -> None:
+    # The request sent with the admitted one takes far longer than it: not a throttle on
+    # its way back, so the held-back slot goes out after a few round trips.
+    async def main() -> tuple[bool, float]:
+        limiter = RateLimiter(initial_window=2)
+        first = drive(limiter.acquire())
+        drive(limiter.acquire())  # in flight for good
+        third = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0.02)
+        limiter.update(throttled=False, sent=first)
+        limiter.release(first)
+        await asyncio.sleep(0)
+        held = not third.done()
+        sent: float = await third
+        return held, sent
+
+    held, sent = run_virtual(main())
+    assert held and sent == pytest.approx(0.02 + 0.06)  # three round trips of 0.02 s
+
+
 async def _scarce_batch() -> tuple[CallCounts, int]:
     """60 creates at 16 concurrent into 1 request/s, burst 1, with the default retries."""
     loop = asyncio.get_running_loop()
