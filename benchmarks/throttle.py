@@ -388,15 +388,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"throttled/call  {row['failed']:>4} failed  {row['seconds']:6.1f} s",
                 flush=True,
             )
+    # A subset (--cells, --clients) leaves the full run's results and chart alone.
+    name = "throttle-subset" if args.cells or args.clients else "throttle"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "throttle.json").write_text(json.dumps(rows, indent=1))
+    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1))
     print()
     print(table(rows))
     print()
     print("\n".join(verdict(rows)))
     try:
-        chart(rows, RESULTS / "throttle.png")
-        print(f"\nchart: {RESULTS / 'throttle.png'}")
+        chart(rows, RESULTS / f"{name}.png")
+        print(f"\nchart: {RESULTS / f'{name}.png'}")
     except ImportError:
         print("\nno chart: matplotlib is not installed (pip install 'eks-async[bench]')")
     print(f"took {time.perf_counter() - started:.0f} s")
