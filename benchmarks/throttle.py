@@ -17,7 +17,7 @@ calls failed, seconds. The emulator's counters are sampled every 0.25 s during t
 cell, for a chart of send rate and throttles over time (``results/throttle.png``, needs
 matplotlib: ``pip install 'eks-async[bench]'``). Results go to ``results/throttle.json``.
 
-Targets (issue 15), for eks_async adaptive: at least 0.95 of the limit, at most 0.05
+The goal, for eks_async adaptive: at least 0.95 of the limit, at most 0.05
 throttled answers per call, nothing failed.
 """
 
@@ -59,8 +59,8 @@ def burst_of(rate: float) -> int:
     return max(1, round(rate / 2))
 
 
-#: (rate, calls, concurrency). The first is issue 15's: 600 creates at 64 concurrent into
-#: 20/s with a burst of 10; the others are the corners of 2..200 requests/s and 8..512
+#: (rate, calls, concurrency). The first is the headline case: 600 creates at 64
+#: concurrent into 20/s with a burst of 10; the others are the corners of 2..200 requests/s and 8..512
 #: concurrent (and 20/s at 512), about 30 s of calls each.
 CELLS: tuple[tuple[float, int, int], ...] = (
     (20, 600, 64),
@@ -335,9 +335,27 @@ def _smooth(values: list[float], n: int) -> list[float]:
     return out
 
 
+def _cell(text: str) -> tuple[float, int, int]:
+    """``RATE/CALLSxCONCURRENCY``, e.g. ``2/60x8``."""
+    rate, _, rest = text.partition("/")
+    calls, _, concurrency = rest.partition("x")
+    return float(rate), int(calls), int(concurrency)
+
+
+def _client(text: str) -> tuple[str, str]:
+    """``KIND/MODE``, e.g. ``eks_async/adaptive``."""
+    kind, _, mode = text.partition("/")
+    if (kind, mode) not in CLIENTS:
+        raise SystemExit(f"unknown client {text!r}")
+    return kind, mode
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="two cells: about 4 minutes")
+    # Hidden: a subset, e.g. --cells 2/60x8,2/60x512 --clients eks_async/adaptive
+    parser.add_argument("--cells", help=argparse.SUPPRESS)
+    parser.add_argument("--clients", help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -354,9 +372,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = child_env()
     rows: list[dict[str, Any]] = []
     cells = QUICK_CELLS if args.quick else CELLS
+    if args.cells:
+        cells = tuple(_cell(c) for c in args.cells.split(","))
+    clients = CLIENTS
+    if args.clients:
+        clients = tuple(_client(c) for c in args.clients.split(","))
     started = time.perf_counter()
     for n, (rate, calls, concurrency) in enumerate(cells):
-        for kind, mode in CLIENTS:
+        for kind, mode in clients:
             row = run_cell(rate, calls, concurrency, kind, mode, env, chart=n == 0)
             rows.append(row)
             print(
@@ -365,15 +388,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"throttled/call  {row['failed']:>4} failed  {row['seconds']:6.1f} s",
                 flush=True,
             )
+    # A subset (--cells, --clients) leaves the full run's results and chart alone.
+    name = "throttle-subset" if args.cells or args.clients else "throttle"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "throttle.json").write_text(json.dumps(rows, indent=1))
+    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1))
     print()
     print(table(rows))
     print()
     print("\n".join(verdict(rows)))
     try:
-        chart(rows, RESULTS / "throttle.png")
-        print(f"\nchart: {RESULTS / 'throttle.png'}")
+        chart(rows, RESULTS / f"{name}.png")
+        print(f"\nchart: {RESULTS / f'{name}.png'}")
     except ImportError:
         print("\nno chart: matplotlib is not installed (pip install 'eks-async[bench]')")
     print(f"took {time.perf_counter() - started:.0f} s")

@@ -458,7 +458,7 @@ class _Call:
         try:
             return await self._send(limiter, sent)
         finally:
-            limiter.release()
+            limiter.release(sent)
 
     async def _send(self, limiter: RateLimiter | None, sent: float) -> Any:
         shared = self.shared

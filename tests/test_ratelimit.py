@@ -169,6 +169,75 @@ def test_a_cancelled_waiter_gives_its_place_back() -> None:
     assert run_virtual(main()) == 2
 
 
+def test_slow_start_holds_a_slot_while_a_request_sent_with_it_is_in_flight() -> None:
+    # Two requests into a bucket of one token: the first is admitted, the second will be
+    # throttled. A third sent on the first one's slot before that throttle arrives would
+    # be throttled too: it waits for the second's answer instead, and is then paced.
+    clock = [0.0]
+
+    async def main() -> tuple[bool, bool, float]:
+        limiter = RateLimiter(initial_window=2, clock=lambda: clock[0])
+        first = drive(limiter.acquire())
+        second = drive(limiter.acquire())
+        third = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0)
+        clock[0] = 0.01
+        limiter.update(throttled=False, sent=first)
+        limiter.release(first)
+        await asyncio.sleep(0)
+        held = not third.done()
+        limiter.update(throttled=True, sent=second)  # the bucket is empty: pacing starts
+        limiter.release(second)
+        await asyncio.sleep(0)
+        with eks_async.instant_retries():
+            sent = await third
+        return held, limiter.enabled, sent
+
+    held, enabled, _ = run_virtual(main())
+    assert held and enabled
+
+
+def test_slow_start_passes_the_slot_on_when_the_others_are_admitted() -> None:
+    clock = [0.0]
+
+    async def main() -> tuple[bool, int | None]:
+        limiter = RateLimiter(initial_window=2, clock=lambda: clock[0])
+        first = drive(limiter.acquire())
+        second = drive(limiter.acquire())
+        third = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0)
+        clock[0] = 0.01
+        limiter.update(throttled=False, sent=first)
+        limiter.release(first)
+        limiter.update(throttled=False, sent=second)
+        limiter.release(second)
+        await asyncio.sleep(0)
+        return third.done(), limiter.window
+
+    done, window = run_virtual(main())
+    assert done and window == 4  # one more per success, given out once both were in
+
+
+def test_a_slot_is_held_back_only_about_a_round_trip() -> None:
+    # The request sent with the admitted one takes far longer than it: not a throttle on
+    # its way back, so the held-back slot goes out after a few round trips.
+    async def main() -> tuple[bool, float]:
+        limiter = RateLimiter(initial_window=2)
+        first = drive(limiter.acquire())
+        drive(limiter.acquire())  # in flight for good
+        third = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0.02)
+        limiter.update(throttled=False, sent=first)
+        limiter.release(first)
+        await asyncio.sleep(0)
+        held = not third.done()
+        sent: float = await third
+        return held, sent
+
+    held, sent = run_virtual(main())
+    assert held and sent == pytest.approx(0.02 + 0.06)  # three round trips of 0.02 s
+
+
 async def _scarce_batch() -> tuple[CallCounts, int]:
     """60 creates at 16 concurrent into 1 request/s, burst 1, with the default retries."""
     loop = asyncio.get_running_loop()
@@ -294,7 +363,10 @@ def test_600_creates_at_64_concurrent_run_at_the_limit_with_few_throttles() -> N
 
 @pytest.mark.parametrize(
     ("rate", "burst", "calls", "concurrency"),
-    [(200, 100, 3000, 512), (50, 25, 750, 8), (5, 3, 150, 64)],
+    [(200, 100, 3000, 512), (50, 25, 750, 8), (5, 3, 150, 64),
+     # The benchmark's lowest rate: 30 s of calls, a bucket of one token, so that each
+     # throttle is 1/60 of the budget and each second at half the rate 1/30 of it.
+     (2, 1, 60, 8), (2, 1, 60, 512)],
 )
 def test_other_rates_and_concurrencies(rate: int, burst: int, calls: int, concurrency: int) -> None:
     with real_sleeps():
@@ -344,6 +416,22 @@ def test_retry_after_pauses_the_limiter() -> None:
 
     waits = run_virtual(main())
     assert waits and waits[0] == pytest.approx(3.0)
+
+
+def test_a_retry_after_also_holds_a_request_already_waiting_its_turn() -> None:
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        limiter = _internals.paced_limiter(1.0, clock=loop.time)
+        waiting = asyncio.ensure_future(limiter.acquire())  # its turn: in 1 s
+        await asyncio.sleep(0.1)
+        limiter.update(throttled=True, sent=0.05, retry_after=3.0)
+        sent: float = await waiting
+        limiter.release(sent)
+        return sent
+
+    with real_sleeps():
+        sent = run_virtual(main())
+    assert sent == pytest.approx(3.1)  # not at 1 s: the pause came while it waited
 
 
 def test_target_changes_are_logged_and_readable(caplog: pytest.LogCaptureFixture) -> None:
