@@ -499,12 +499,19 @@ def render_endpoints(
 
 def _legacy_lines(legacy: list[Mapping[str, Any]], service: str, label: str) -> list[str]:
     """The LEGACY_* tables for ``service``; the last one is left open for ``_close_dict``."""
+    # The partitions' names, regexes and dual-stack exclusions are the same for every
+    # service: one copy, in the EKS module, which the resolver reads for each service.
+    shared = service == SERVICE
     lines = [
         "",
         "#: Partitions of endpoints.json in the order botocore's legacy lookup tries them, as",
         "#: (name, region regex, passed over when dual-stack is asked for).  When none matches,",
         '#: the lookup falls back to the partition named "aws".',
         "LEGACY_PARTITIONS: Final[tuple[tuple[str, str, bool], ...]] = (",
+    ] if shared else [
+        "",
+        "# The legacy partitions (``LEGACY_PARTITIONS``) are endpoints.json's, the same for every",
+        "# service: ``eks_async._generated.endpoints`` holds them.",
     ]
     generic: dict[str, frozenset[tuple[bool, bool]]] = {}
     region_specific: dict[tuple[str, str], frozenset[tuple[bool, bool]]] = {}
@@ -521,16 +528,18 @@ def _legacy_lines(legacy: list[Mapping[str, Any]], service: str, label: str) -> 
             if own != generic[name]:
                 region_specific[(name, region)] = own
         known[name] = set(lp.get("regions", {})) | set(endpoints)
-        fields = [
-            _str(name),
-            _str(lp.get("regionRegex", "(?!)")),
-            str(name in LEGACY_DUALSTACK_SKIPPED),
-        ]
-        lines.append(f"    ({', '.join(fields)}),")
+        if shared:
+            fields = [
+                _str(name),
+                _str(lp.get("regionRegex", "(?!)")),
+                str(name in LEGACY_DUALSTACK_SKIPPED),
+            ]
+            lines.append(f"    ({', '.join(fields)}),")
     if "aws" not in generic or "aws" in LEGACY_DUALSTACK_SKIPPED:
         raise RuleSetNotTemplatable('the legacy fallback partition "aws" is missing')
+    if shared:
+        lines.append(")")
     lines += [
-        ")",
         "",
         f"#: Names the legacy lookup knows per partition: listed regions and {label} endpoint keys.",
         "LEGACY_REGIONS: Final[dict[str, frozenset[str]]] = {",

@@ -116,7 +116,8 @@ class LegacyTable:
                 skipped_for_dualstack=skipped,
                 variants=data.LEGACY_VARIANTS[name],
             )
-            for name, regex, skipped in data.LEGACY_PARTITIONS
+            # endpoints.json's partitions, the same for every service: the EKS module's.
+            for name, regex, skipped in _data.LEGACY_PARTITIONS
         )
         # The legacy lookup's fallback; botocore takes the last partition of that name.
         self._fallback = next(p for p in reversed(self._partitions) if p.name == "aws")

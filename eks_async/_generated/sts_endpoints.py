@@ -76,19 +76,8 @@ SPECIAL_REGIONS: Final[dict[str, dict[tuple[bool, bool], str | None]]] = {
 #: The rule set's error message for each None in SPECIAL_REGIONS.
 SPECIAL_REGION_ERRORS: Final[dict[str, dict[tuple[bool, bool], str]]] = {}
 
-#: Partitions of endpoints.json in the order botocore's legacy lookup tries them, as
-#: (name, region regex, passed over when dual-stack is asked for).  When none matches,
-#: the lookup falls back to the partition named "aws".
-LEGACY_PARTITIONS: Final[tuple[tuple[str, str, bool], ...]] = (
-    ("aws", r"^(us|eu|ap|sa|ca|me|af|il|mx)\-\w+\-\d+$", False),
-    ("aws-cn", r"^cn\-\w+\-\d+$", False),
-    ("aws-us-gov", r"^us\-gov\-\w+\-\d+$", False),
-    ("aws-iso", r"^us\-iso\-\w+\-\d+$", True),
-    ("aws-iso-b", r"^us\-isob\-\w+\-\d+$", True),
-    ("aws-iso-e", r"^eu\-isoe\-\w+\-\d+$", False),
-    ("aws-iso-f", r"^us\-isof\-\w+\-\d+$", False),
-    ("aws-eusc", r"^eusc\-(de)\-\w+\-\d+$", False),
-)
+# The legacy partitions (``LEGACY_PARTITIONS``) are endpoints.json's, the same for every
+# service: ``eks_async._generated.endpoints`` holds them.
 
 #: Names the legacy lookup knows per partition: listed regions and STS endpoint keys.
 LEGACY_REGIONS: Final[dict[str, frozenset[str]]] = {
