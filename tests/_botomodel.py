@@ -6,11 +6,16 @@ tests compare eks_async with botocore rather than with eks_async's own reading o
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
+import botocore.exceptions
 import botocore.session
+from botocore.config import Config
 from botocore.model import OperationModel, ServiceModel, Shape
 from hypothesis import strategies as st
 
@@ -116,3 +121,66 @@ def output_strategy(op_name: str) -> st.SearchStrategy[dict[str, Any]]:
     shape = operation(op_name).output_shape
     assert shape is not None
     return value_strategy(shape)
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+@contextlib.contextmanager
+def isolated_session() -> Iterator[botocore.session.Session]:
+    """A botocore session that sees no AWS settings from the environment or config files."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.startswith(("AWS_", "BOTO_")):
+                mp.delenv(name)
+        mp.setenv("AWS_CONFIG_FILE", os.devnull)
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        yield botocore.session.Session()
+
+
+class _Sent(Exception):
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+def botocore_sent_url(
+    session: botocore.session.Session,
+    service: str,
+    region: str,
+    use_fips: bool,
+    use_dualstack: bool,
+    call: Callable[[Any], object],
+) -> str | None:
+    """The URL a real botocore client of ``service`` sends ``call(client)`` to, stopped before
+    sending; ``None`` where botocore refuses to create the client or to resolve the endpoint."""
+    config = Config(
+        use_fips_endpoint=use_fips,
+        use_dualstack_endpoint=use_dualstack,
+        retries={"total_max_attempts": 1},
+    )
+    try:
+        client = session.create_client(
+            service,
+            region_name=region,
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="secret",
+            config=config,
+        )
+    except (botocore.exceptions.BotoCoreError, ValueError):
+        return None
+
+    def stop(request: Any, **_: Any) -> None:
+        raise _Sent(request.url)
+
+    client.meta.events.register("before-send", stop)
+    try:
+        call(client)
+    except _Sent as sent:
+        return sent.url
+    except botocore.exceptions.EndpointResolutionError:
+        return None
+    finally:
+        client.close()
+    raise AssertionError("the request was not stopped before sending")

@@ -13,7 +13,6 @@ import asyncio
 import datetime
 import json
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,7 +30,6 @@ import botocore.session
 import httpx
 import pytest
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.model import OperationModel, ServiceModel
 from botocore.parsers import RestJSONParser
 from hypothesis import HealthCheck, given, settings
@@ -46,7 +44,15 @@ from eks_async._generated.eks_auth.shapes import SHAPES
 from eks_async._restjson.parse import parse_error, parse_output
 from eks_async._restjson.serialize import values_from_params
 
-from ._botomodel import ACCESS_KEY, REGION, SECRET_KEY, SESSION_TOKEN, value_strategy
+from ._botomodel import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    SESSION_TOKEN,
+    botocore_sent_url,
+    isolated_session,
+    value_strategy,
+)
 from ._emulator_support import validate_emulator_responses  # noqa: F401
 
 OP = "AssumeRoleForPodIdentity"
@@ -372,52 +378,18 @@ def test_repr_masks_the_credentials_and_the_token() -> None:
 
 @pytest.fixture(scope="module")
 def session() -> Iterator[botocore.session.Session]:
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith(("AWS_", "BOTO_")):
-                mp.delenv(name)
-        mp.setenv("AWS_CONFIG_FILE", os.devnull)
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-        yield botocore.session.Session()
-
-
-class _Sent(Exception):
-    def __init__(self, url: str) -> None:
-        self.url = url
+    with isolated_session() as session:
+        yield session
 
 
 def _botocore_endpoint(
     session: botocore.session.Session, region: str, use_fips: bool, use_dualstack: bool
 ) -> str | None:
-    config = Config(
-        use_fips_endpoint=use_fips,
-        use_dualstack_endpoint=use_dualstack,
-        retries={"total_max_attempts": 1},
+    url = botocore_sent_url(
+        session, "eks-auth", region, use_fips, use_dualstack,
+        lambda c: c.assume_role_for_pod_identity(clusterName="c", token="a.b.c"),
     )
-    try:
-        client = session.create_client(
-            "eks-auth",
-            region_name=region,
-            aws_access_key_id="AKIDEXAMPLE",
-            aws_secret_access_key="secret",
-            config=config,
-        )
-    except (botocore.exceptions.BotoCoreError, ValueError):
-        return None
-
-    def stop(request: Any, **_: Any) -> None:
-        raise _Sent(request.url)
-
-    client.meta.events.register("before-send", stop)
-    try:
-        client.assume_role_for_pod_identity(clusterName="c", token="a.b.c")
-    except _Sent as sent:
-        return sent.url.split("/clusters/", 1)[0]
-    except botocore.exceptions.EndpointResolutionError:
-        return None
-    finally:
-        client.close()
-    raise AssertionError("the request was not stopped before sending")  # pragma: no cover
+    return None if url is None else url.split("/clusters/", 1)[0]
 
 
 def _ours(region: str, use_fips: bool, use_dualstack: bool) -> str | None:

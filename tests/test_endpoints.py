@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import random
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from eks_async._endpoints import (
 )
 from eks_async._exceptions import EndpointResolutionError
 
+from ._botomodel import botocore_sent_url, isolated_session
+
 ROOT = Path(__file__).resolve().parent.parent
 BOTOCORE_DIR = Path(botocore.__file__).resolve().parent
 GENERATED = ROOT / "eks_async" / "_generated" / "endpoints.py"
@@ -57,19 +58,8 @@ Outcome = str | None
 
 @pytest.fixture(scope="module")
 def session() -> Iterator[botocore.session.Session]:
-    """A botocore session that sees no AWS settings from the environment or config files."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith(("AWS_", "BOTO_")):
-                mp.delenv(name)
-        mp.setenv("AWS_CONFIG_FILE", os.devnull)
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-        yield botocore.session.Session()
-
-
-class _Sent(Exception):
-    def __init__(self, url: str) -> None:
-        self.url = url
+    with isolated_session() as session:
+        yield session
 
 
 def _origin(url: str) -> str:
@@ -82,35 +72,10 @@ def client_outcome(
     session: botocore.session.Session,
 ) -> Callable[[str, bool, bool], Outcome]:
     def outcome(region: str, use_fips: bool, use_dualstack: bool) -> Outcome:
-        config = Config(
-            use_fips_endpoint=use_fips,
-            use_dualstack_endpoint=use_dualstack,
-            retries={"total_max_attempts": 1},
+        url = botocore_sent_url(
+            session, "eks", region, use_fips, use_dualstack, lambda c: c.list_clusters()
         )
-        try:
-            client = session.create_client(
-                "eks",
-                region_name=region,
-                aws_access_key_id="AKIDEXAMPLE",
-                aws_secret_access_key="secret",
-                config=config,
-            )
-        except (botocore.exceptions.BotoCoreError, ValueError):
-            return None
-
-        def stop(request: Any, **_: Any) -> None:
-            raise _Sent(request.url)
-
-        client.meta.events.register("before-send", stop)
-        try:
-            client.list_clusters()
-        except _Sent as sent:
-            return _origin(sent.url)
-        except botocore.exceptions.EndpointResolutionError:
-            return None
-        finally:
-            client.close()
-        raise AssertionError("the request was not stopped before sending")
+        return None if url is None else _origin(url)
 
     return outcome
 
