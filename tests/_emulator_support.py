@@ -15,7 +15,7 @@ import re
 import threading
 from collections.abc import Iterator
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from botocore.model import ServiceModel, Shape
@@ -27,6 +27,7 @@ from eks_async.testing import (
     TEST_SECRET_ACCESS_KEY,
     EKSEmulator,
     EmulatorRequest,
+    EmulatorResponse,
     Exchange,
 )
 
@@ -270,3 +271,35 @@ def error_code(response: Any) -> str:
     value = response.header("x-amzn-ErrorType")
     assert value is not None, response
     return str(value).split(":", 1)[0]
+
+
+#: The Status a busy Kubernetes API server answers 429 with.
+KUBERNETES_TOO_MANY_REQUESTS: Final = EmulatorResponse(
+    status=429,
+    headers=(("Content-Type", "application/json"),),
+    body=b'{"kind":"Status","reason":"TooManyRequests","message":"slow down"}',
+)
+
+
+def kubernetes_busy(
+    emulator: EKSEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    times: int,
+    path_suffix: str = "",
+) -> dict[str, int]:
+    """Make the emulator's Kubernetes API answer 429 to its next ``times`` requests (those whose
+    path ends with ``path_suffix``); the counts it returns say how many were refused, and how
+    many of those requests were served after."""
+    real = emulator.handle_kubernetes
+    counts = {"refused": 0, "served": 0}
+
+    def busy(request: EmulatorRequest, **kwargs: Any) -> EmulatorResponse:
+        if request.path.endswith(path_suffix):
+            if counts["refused"] < times:
+                counts["refused"] += 1
+                return KUBERNETES_TOO_MANY_REQUESTS
+            counts["served"] += 1
+        return real(request, **kwargs)
+
+    monkeypatch.setattr(emulator, "handle_kubernetes", busy)
+    return counts

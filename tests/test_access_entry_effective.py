@@ -34,10 +34,11 @@ from eks_async.testing import (
     CallCounts,
     Delays,
     EKSEmulator,
-    EmulatorResponse,
     Fault,
     ManualClock,
 )
+
+from ._emulator_support import kubernetes_busy
 
 ACCOUNT = "123456789012"
 ME = f"arn:aws:iam::{ACCOUNT}:user/{TEST_ACCESS_KEY_ID}"
@@ -203,19 +204,7 @@ async def test_throttled_describe_and_kubernetes_429_slow_the_polls(
 ) -> None:
     emulator, clock = served
     emulator.script("DescribeCluster", Fault.THROTTLE, times=2)
-    real = emulator.handle_kubernetes
-    refused = {"n": 0}
-
-    def busy(request: Any, **kwargs: Any) -> EmulatorResponse:
-        if refused["n"] < 3:
-            refused["n"] += 1
-            return EmulatorResponse(
-                status=429, headers=(("Content-Type", "application/json"),),
-                body=b'{"kind":"Status","reason":"TooManyRequests","message":"slow down"}',
-            )
-        return real(request, **kwargs)
-
-    monkeypatch.setattr(emulator, "handle_kubernetes", busy)
+    kubernetes_busy(emulator, monkeypatch, times=3)
     polls: list[WaitProgress] = []
     async with emulator.client(retry=eks_async.RetryConfig(max_attempts=1)) as eks:
         await eks.create_access_entry(cluster_name="prod", principal_arn=DEPLOYER)
@@ -279,19 +268,7 @@ async def test_throttling_inside_the_window_still_returns_within_one_max_delay(
     effective_at = clock.monotonic() + 90.0
     emulator.script("DescribeCluster", Fault.THROTTLE, times=2)
     emulator.script("DescribeAccessEntry", Fault.THROTTLE)
-    real = emulator.handle_kubernetes
-    refused = {"n": 0}
-
-    def busy(request: Any, **kwargs: Any) -> EmulatorResponse:
-        if refused["n"] < 2:
-            refused["n"] += 1
-            return EmulatorResponse(
-                status=429, headers=(("Content-Type", "application/json"),),
-                body=b'{"kind":"Status","reason":"TooManyRequests","message":"slow down"}',
-            )
-        return real(request, **kwargs)
-
-    monkeypatch.setattr(emulator, "handle_kubernetes", busy)
+    busy = kubernetes_busy(emulator, monkeypatch, times=2)
     polls: list[WaitProgress] = []
     async with emulator.client(retry=eks_async.RetryConfig(max_attempts=1)) as eks:
         seen = await eks.waiters.access_entry_effective(
@@ -309,7 +286,7 @@ async def test_throttling_inside_the_window_still_returns_within_one_max_delay(
     # Each set-up call was asked again until it got through, and counted.
     assert emulator.calls("DescribeCluster") == CallCounts(ok=1, throttled=2)
     assert emulator.calls("DescribeAccessEntry") == CallCounts(ok=1, throttled=1)
-    assert refused["n"] == 2 and len(polls) - 3 == 2 + len(states[5:])
+    assert busy["refused"] == 2 and len(polls) - 3 == 2 + len(states[5:])
 
 
 async def test_groups_are_still_checked_after_a_throttled_describe_access_entry(

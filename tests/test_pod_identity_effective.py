@@ -31,15 +31,13 @@ from eks_async.testing import (
     CallCounts,
     Delays,
     EKSEmulator,
-    EmulatorRequest,
-    EmulatorResponse,
     Fault,
     ManualClock,
     RateLimit,
 )
 from eks_async.testing import _eks_auth as emulated_auth
 
-from ._emulator_support import OTHER_ROLE, ROLE
+from ._emulator_support import OTHER_ROLE, ROLE, kubernetes_busy
 
 CREATE_DELAY, AUTH_DELAY = 2.0, 3.0  # Describe sees it after 2 s; EKS Auth 3 s after that
 MAX_DELAY = POD_IDENTITY_DEFAULTS.max_delay
@@ -236,21 +234,7 @@ async def test_polls_on_through_throttled_describe_token_request_and_eks_auth(
     association_id, effective_at = await _create(slow)
     emulator.script("DescribePodIdentityAssociation", Fault.THROTTLE, times=2)
     emulator.script(AUTH_OP, Fault.THROTTLE, times=2)
-    real = emulator.handle_kubernetes
-    token_requests = {"refused": 0, "served": 0}
-
-    def busy(request: EmulatorRequest, **kwargs: Any) -> EmulatorResponse:
-        if request.path.endswith("/token"):
-            if token_requests["refused"] < 2:
-                token_requests["refused"] += 1
-                return EmulatorResponse(
-                    status=429, headers=(("Content-Type", "application/json"),),
-                    body=b'{"kind":"Status","reason":"TooManyRequests","message":"slow down"}',
-                )
-            token_requests["served"] += 1
-        return real(request, **kwargs)
-
-    monkeypatch.setattr(emulator, "handle_kubernetes", busy)
+    token_requests = kubernetes_busy(emulator, monkeypatch, times=2, path_suffix="/token")
     polls: list[WaitProgress] = []
     # No retries inside a call: every throttled answer reaches the waiter.
     async with slow.emulator.client(
