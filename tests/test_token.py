@@ -14,7 +14,6 @@ import asyncio
 import base64
 import datetime
 import json
-import os
 import subprocess
 import sys
 import time
@@ -38,6 +37,8 @@ from eks_async._exceptions import (
     EndpointResolutionError,
     ParamValidationError,
 )
+
+from ._botomodel import isolated_session
 
 ROOT = Path(__file__).resolve().parent.parent
 AKID = "AKIAIOSFODNN7EXAMPLE"
@@ -115,14 +116,8 @@ def params(url: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def session() -> Iterator[botocore.session.Session]:
-    """A botocore session that sees no AWS settings from the environment or config files."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith(("AWS_", "BOTO_")):
-                mp.delenv(name)
-        mp.setenv("AWS_CONFIG_FILE", os.devnull)
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-        yield botocore.session.Session()
+    with isolated_session() as session:
+        yield session
 
 
 def cli_presigned_url(
